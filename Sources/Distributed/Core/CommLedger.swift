@@ -1,0 +1,140 @@
+import Foundation
+
+/// The kinds of operation the ledger counts. Non-blocking calls count as their blocking
+/// twins (`iallReduce` as `allReduce`, `isend` as `send`, `irecv` as `recv`): the traffic is
+/// the same.
+public enum CommOp: String, Sendable, CaseIterable, Comparable {
+    case allReduce, allGather, reduceScatter, broadcast, send, recv, barrier, split
+
+    public static func < (a: CommOp, b: CommOp) -> Bool {
+        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+    }
+}
+
+/// What one rank communicated, per group and operation: a value, so a lesson can take one
+/// before and after a step and print the difference beside the textbook formula.
+///
+/// ### What the numbers mean
+/// - `calls`: how many times this rank called the operation.
+/// - `bytes`: the payload this rank hands to the operation, `4 × element count`:
+///   the buffer of an all-reduce or broadcast (on every rank, root included), the *input*
+///   of an all-gather or reduce-scatter, the message of a send or receive; 0 for barrier/split.
+/// - `ringBytes`: the textbook estimate of what this rank puts on the wire with ring
+///   algorithms, for group size N and payload B:
+///   all-reduce 2(N−1)/N·B, all-gather (N−1)·B, reduce-scatter (N−1)/N·B,
+///   broadcast (N−1)/N·B (pipelined chain, averaged over ranks), send B, receive 0.
+///   Real libraries may pick other algorithms (MPI uses recursive doubling for small
+///   messages); the in-process backend copies through shared memory. It is a model, not a
+///   measurement.
+public struct CommStats: Sendable, Equatable, CustomStringConvertible {
+    public struct Key: Hashable, Sendable, Comparable {
+        public let group: String
+        public let op: CommOp
+        public static func < (a: Key, b: Key) -> Bool { (a.group, a.op) < (b.group, b.op) }
+    }
+
+    public struct Entry: Sendable, Equatable {
+        public var calls = 0
+        public var bytes = 0
+        public var ringBytes = 0
+        public init(calls: Int = 0, bytes: Int = 0, ringBytes: Int = 0) {
+            self.calls = calls
+            self.bytes = bytes
+            self.ringBytes = ringBytes
+        }
+        static func + (a: Entry, b: Entry) -> Entry {
+            Entry(calls: a.calls + b.calls, bytes: a.bytes + b.bytes, ringBytes: a.ringBytes + b.ringBytes)
+        }
+    }
+
+    public internal(set) var entries: [Key: Entry] = [:]
+
+    public init() {}
+
+    /// The counters of one group and operation (zero if never called).
+    public subscript(group: String, op: CommOp) -> Entry {
+        entries[Key(group: group, op: op)] ?? Entry()
+    }
+
+    /// Sum over all operations of `group`, or over everything if `group` is nil.
+    public func total(group: String? = nil) -> Entry {
+        entries.filter { group == nil || $0.key.group == group }.values.reduce(Entry(), +)
+    }
+
+    /// The group names that appear, sorted.
+    public var groups: [String] { Set(entries.keys.map(\.group)).sorted() }
+
+    /// `self − earlier`, entry by entry: the traffic of what happened in between.
+    public func since(_ earlier: CommStats) -> CommStats {
+        var d = CommStats()
+        for (k, e) in entries {
+            let b = earlier.entries[k] ?? Entry()
+            let diff = Entry(calls: e.calls - b.calls, bytes: e.bytes - b.bytes, ringBytes: e.ringBytes - b.ringBytes)
+            if diff != Entry() { d.entries[k] = diff }
+        }
+        return d
+    }
+
+    mutating func add(group: String, op: CommOp, bytes: Int, ringBytes: Int) {
+        let k = Key(group: group, op: op)
+        entries[k] = (entries[k] ?? Entry()) + Entry(calls: 1, bytes: bytes, ringBytes: ringBytes)
+    }
+
+    /// One line per group and operation: `tp     allReduce   12 calls   3.1 MB  ring 3.1 MB`.
+    public var description: String {
+        entries.keys.sorted().map { k in
+            let e = entries[k]!
+            let g = k.group.padding(toLength: max(6, k.group.count), withPad: " ", startingAt: 0)
+            let o = k.op.rawValue.padding(toLength: 13, withPad: " ", startingAt: 0)
+            let bytes = CommStats.format(bytes: e.bytes), ring = CommStats.format(bytes: e.ringBytes)
+            return "\(g) \(o) \(e.calls) calls  \(bytes)  ring \(ring)"
+        }.joined(separator: "\n")
+    }
+
+    /// `1536 B`, `12.0 KB`, `3.1 MB`, `1.20 GB` (powers of 1000).
+    public static func format(bytes: Int) -> String {
+        let b = Double(bytes)
+        if b < 1e3 { return "\(bytes) B" }
+        if b < 1e6 { return String(format: "%.1f KB", b / 1e3) }
+        if b < 1e9 { return String(format: "%.1f MB", b / 1e6) }
+        return String(format: "%.2f GB", b / 1e9)
+    }
+}
+
+/// The counters of one rank, shared by its world communicator and every communicator split
+/// from it. Thread-safe (in-process ranks record from their own threads).
+public final class CommLedger: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stats = CommStats()
+
+    public init() {}
+
+    /// A copy of the counters now.
+    public func snapshot() -> CommStats {
+        lock.lock()
+        defer { lock.unlock() }
+        return stats
+    }
+
+    public func reset() {
+        lock.lock()
+        stats = CommStats()
+        lock.unlock()
+    }
+
+    /// Counts one call of `op` on a group of `groupSize` ranks with `count` floats of payload.
+    func record(group: String, groupSize n: Int, op: CommOp, count: Int) {
+        let bytes = count * MemoryLayout<Float>.size
+        let ring: Int
+        switch op {
+        case .allReduce: ring = 2 * (n - 1) * bytes / n
+        case .allGather: ring = (n - 1) * bytes
+        case .reduceScatter, .broadcast: ring = (n - 1) * bytes / n
+        case .send: ring = bytes
+        case .recv, .barrier, .split: ring = 0
+        }
+        lock.lock()
+        stats.add(group: group, op: op, bytes: bytes, ringBytes: ring)
+        lock.unlock()
+    }
+}

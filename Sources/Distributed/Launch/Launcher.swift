@@ -1,0 +1,100 @@
+import COpenBLAS
+import Foundation
+
+/// One entry point for every program that runs on ranks: under `mpirun` it runs `body` once
+/// per process on the MPI world; otherwise it starts `ranks` in-process ranks as threads.
+///
+///     let status = Launcher.run(ranks: options.ranks) { world in
+///         let grid = try ProcessGrid(dp: 2, pp: 1, cp: 1, tp: 2, world: world)
+///         RankPrinter(world).rank0("\(grid)")
+///     }
+///     exit(status)
+///
+/// Failures: if a rank throws, in-process the others are released from their waits and
+/// `run` returns 1 after printing which rank failed and why; under MPI the failing rank prints
+/// and calls `MPI_Abort`, so every process of the job ends within seconds.
+public enum Launcher {
+    /// True when started by mpirun/mpiexec/srun (judged from their environment variables).
+    public static var isUnderMPI: Bool { MPIRuntime.launchedByMPI }
+
+    /// Runs `body` on every rank and returns the exit status: 0 if all ranks succeeded.
+    /// - Parameters:
+    ///   - ranks: in-process rank count (default 1). Under MPI it must be nil or the MPI world
+    ///     size.
+    ///   - timeout: in-process only: seconds a rank waits for a peer (see `InProcessWorld`).
+    public static func run(
+        ranks: Int?, timeout: Double? = nil, _ body: @escaping (Communicator) throws -> Void
+    ) -> Int32 {
+        isUnderMPI ? runMPI(ranks: ranks, body) : runInProcess(ranks: ranks ?? 1, timeout: timeout, body)
+    }
+
+    private static func runInProcess(ranks: Int, timeout: Double?, _ body: @escaping (Communicator) throws -> Void)
+        -> Int32
+    {
+        let world: InProcessWorld
+        do {
+            world = try InProcessWorld(size: ranks, timeout: timeout)
+        } catch {
+            RankPrinter.write("error: \(error)", to: stderr)
+            return 2
+        }
+        setBLASThreads(blasThreads(ranksSharingCores: ranks))
+        let results = world.run { try body($0) }
+        var released: [Int] = []
+        for (r, result) in results.enumerated() {
+            guard case .failure(let error) = result else { continue }
+            if case CommError.peerFailed = error {
+                released.append(r)
+            } else {
+                RankPrinter.write("rank \(r) failed: \(error)", to: stderr)
+            }
+        }
+        if !released.isEmpty, let reason = world.abortReason {
+            let list = released.map(String.init).joined(separator: ", ")
+            RankPrinter.write("rank(s) \(list) stopped because rank \(reason.rank) failed", to: stderr)
+        }
+        return results.allSatisfy { if case .success = $0 { true } else { false } } ? 0 : 1
+    }
+
+    private static func runMPI(ranks: Int?, _ body: (Communicator) throws -> Void) -> Int32 {
+        let world: MPICommunicator
+        do {
+            world = try MPICommunicator.world()
+        } catch {
+            RankPrinter.write("error: could not start MPI: \(error)", to: stderr)
+            return 1
+        }
+        if let ranks, ranks != world.size {
+            RankPrinter(world).rank0(
+                "error: --ranks \(ranks) asks for \(ranks) ranks but mpirun started \(world.size) processes: "
+                    + "drop --ranks under mpirun, or start mpirun -np \(ranks)")
+            return 2
+        }
+        setBLASThreads(blasThreads(ranksSharingCores: MPIRuntime.localSize))
+        MPIRuntime.bodyRunning = true
+        do {
+            try body(world)
+        } catch {
+            MPIRuntime.abortJob("rank \(world.rank) failed: \(error)")
+        }
+        MPIRuntime.bodyRunning = false
+        return 0
+    }
+
+    /// BLAS threads per rank when `ranks` ranks share this machine's cores:
+    /// `max(1, cores / ranks)`, so ranks never oversubscribe the cores (two ranks with two
+    /// BLAS threads each on two cores lose up to half their speed). An explicit
+    /// `OPENBLAS_NUM_THREADS` wins.
+    public static func blasThreads(ranksSharingCores ranks: Int) -> Int {
+        if let n = ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"].flatMap(Int.init), n >= 1 {
+            return n
+        }
+        return max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, ranks))
+    }
+
+    /// Sets OpenBLAS's thread count. It is process-wide: in-process ranks share one setting,
+    /// which is why `run` computes it from the ranks in this process.
+    public static func setBLASThreads(_ n: Int) {
+        openblas_set_num_threads(Int32(n))
+    }
+}

@@ -1,0 +1,93 @@
+// The replaceable building blocks of the model. A parallel step swaps a layer for its parallel
+// version (picotron's `apply_tensor_parallel(model)` replaces nn.Linear the same way), so the
+// model talks to them only through these protocols.
+// Legend: B = batch, T = sequence, C = hidden, V = vocabulary, N = B·T rows.
+
+import TensorCore
+
+/// Anything with named parameters. Names are Hugging Face's, relative to the owner.
+public protocol ParameterHolder: AnyObject {
+    /// (name, tensor) for every parameter this layer owns, names relative to the layer.
+    var namedParameters: [(String, Tensor)] { get }
+}
+
+/// A bias-free linear map y = x · Wᵀ, or a parallel version of it.
+public protocol LinearLayer: ParameterHolder {
+    /// x `[.., in]` → `[.., out]`.
+    func forward(_ x: Tensor) -> Tensor
+}
+
+/// A token-embedding lookup, or a parallel version of it.
+public protocol EmbeddingLayer: ParameterHolder {
+    /// ids `[B, T]` → `[B, T, C]`.
+    func forward(_ ids: [Int], shape: [Int]) -> Tensor
+}
+
+/// `nn.Linear(in, out, bias=False)`: weight `[out, in]`.
+public final class Linear: LinearLayer {
+    public let weight: Tensor   // [out, in]
+
+    public init(weight: Tensor) {
+        precondition(weight.rank == 2, "Linear weight must be 2-D, got \(weight.shape)")
+        self.weight = weight
+    }
+
+    public func forward(_ x: Tensor) -> Tensor { Tensor.linear(x, weight) }   // [.., out]
+    public var namedParameters: [(String, Tensor)] { [("weight", weight)] }
+}
+
+/// `nn.Embedding(V, C)`: weight `[V, C]`.
+public final class Embedding: EmbeddingLayer {
+    public let weight: Tensor   // [V, C]
+
+    public init(weight: Tensor) { self.weight = weight }
+
+    public func forward(_ ids: [Int], shape: [Int]) -> Tensor {
+        Tensor.embedding(ids, shape: shape, weight: weight)   // [B, T, C]
+    }
+    public var namedParameters: [(String, Tensor)] { [("weight", weight)] }
+}
+
+/// Llama's RMSNorm: weight `[C]`, initialised to ones.
+public final class RMSNorm: ParameterHolder {
+    public let weight: Tensor   // [C]
+    public let eps: Float
+
+    public init(weight: Tensor, eps: Float) {
+        self.weight = weight
+        self.eps = eps
+    }
+
+    public func forward(_ x: Tensor) -> Tensor { Tensor.rmsNorm(x, weight: weight, eps: eps) }   // [.., C]
+    public var namedParameters: [(String, Tensor)] { [("weight", weight)] }
+}
+
+/// Makes parameters from a seed: a parameter's values depend only on (seed, its name, index),
+/// so a rank that builds one shard gets exactly the slice of the full parameter.
+public struct ParameterFactory: Sendable {
+    public let seed: UInt64
+    public let std: Float
+
+    public init(seed: UInt64, std: Float) {
+        self.seed = seed
+        self.std = std
+    }
+
+    /// Rows `rows` and columns `cols` of the full `[fullRows, fullCols]` matrix named `name`,
+    /// drawn from normal(0, std) as Hugging Face's `_init_weights` does for Linear/Embedding.
+    public func normal(_ name: String, fullCols: Int, rows: Range<Int>, cols: Range<Int>) -> Tensor {
+        let values = CounterRNG(seed: seed, stream: name)
+            .normalBlock(std: std, cols: fullCols, rowRange: rows, colRange: cols)
+        return Tensor(shape: [rows.count, cols.count], data: values, requiresGrad: true, name: name)
+    }
+
+    /// The whole `[rows, cols]` matrix.
+    public func normal(_ name: String, _ rows: Int, _ cols: Int) -> Tensor {
+        normal(name, fullCols: cols, rows: 0..<rows, cols: 0..<cols)
+    }
+
+    /// A vector of ones (RMSNorm weights).
+    public func ones(_ name: String, _ n: Int) -> Tensor {
+        Tensor(shape: [n], data: [Float](repeating: 1, count: n), requiresGrad: true, name: name)
+    }
+}

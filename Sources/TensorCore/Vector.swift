@@ -1,0 +1,91 @@
+// Vectorized reductions and a parallel loop.
+//
+// The compiler vectorizes element-wise loops by itself, but not float reductions (sum, max,
+// dot): without permission to reassociate, `s += x[i]` must run in order. These helpers keep
+// 16 partial results in a SIMD register instead, which changes the summation order (and so the
+// last bits) but not the mathematics.
+
+import Foundation
+
+@usableFromInline typealias V16 = SIMD16<Float>
+
+@inlinable @inline(__always)
+func load16(_ p: UnsafePointer<Float>) -> V16 {
+    UnsafeRawPointer(p).loadUnaligned(as: V16.self)
+}
+
+/// Σ p[0..<n].
+@inlinable
+public func vectorSum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+    var acc = V16(repeating: 0)
+    var i = 0
+    while i + 16 <= n { acc += load16(p + i); i += 16 }
+    var s = acc.sum()
+    while i < n { s += p[i]; i += 1 }
+    return s
+}
+
+/// Σ a[i]·b[i].
+@inlinable
+public func vectorDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+    var acc = V16(repeating: 0)
+    var i = 0
+    while i + 16 <= n { acc += load16(a + i) * load16(b + i); i += 16 }
+    var s = acc.sum()
+    while i < n { s += a[i] * b[i]; i += 1 }
+    return s
+}
+
+/// max p[0..<n] (−∞ for n = 0).
+@inlinable
+public func vectorMax(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+    var m = -Float.infinity
+    var i = 0
+    if n >= 16 {
+        var acc = load16(p)
+        i = 16
+        while i + 16 <= n {
+            let x = load16(p + i)
+            acc.replace(with: x, where: x .> acc)
+            i += 16
+        }
+        m = acc.max()
+    }
+    while i < n { m = Swift.max(m, p[i]); i += 1 }
+    return m
+}
+
+/// Replaces p[j] by exp(p[j] − shift) and returns their sum: the middle of a softmax.
+@inlinable
+public func expShiftedSum(_ p: UnsafeMutablePointer<Float>, _ n: Int, shift: Float) -> Float {
+    for j in 0..<n { p[j] = fastExp(p[j] - shift) }   // a map: vectorizes
+    return vectorSum(p, n)
+}
+
+/// Runs `body(i)` for i in 0..<n on all cores (Dispatch's concurrentPerform), or inline when
+/// n is 1. Work items must not write to the same memory.
+///
+/// OpenBLAS called from several threads at once while it also runs its own threads fights
+/// for the cores (measured: 2× slower on 2 cores), so BLAS is held to one thread inside the
+/// loop and given back its thread count after. The thread count never changes results:
+/// OpenBLAS splits a product by rows and columns, never along the summed dimension.
+@inlinable
+public func parallelFor(_ n: Int, _ body: (Int) -> Void) {
+    if n <= 1 { if n == 1 { body(0) }; return }
+    let blasThreads = BLAS.threads
+    if blasThreads > 1 { BLAS.setThreads(1) }
+    DispatchQueue.concurrentPerform(iterations: n, execute: body)
+    if blasThreads > 1 { BLAS.setThreads(blasThreads) }
+}
+
+/// Splits 0..<n into about one contiguous range per core (none smaller than `grain`) and runs
+/// `body` on them in parallel: for element-wise loops big enough to pay for a thread hand-off.
+@inlinable
+public func parallelRanges(_ n: Int, grain: Int = 32_768, _ body: (Range<Int>) -> Void) {
+    let parts = Swift.min(coreCount, n / Swift.max(grain, 1))
+    if parts <= 1 { body(0..<n); return }
+    DispatchQueue.concurrentPerform(iterations: parts) { p in body((p * n / parts)..<((p + 1) * n / parts)) }
+}
+
+/// The number of cores this process may use.
+public let coreCount = ProcessInfo.processInfo.activeProcessorCount

@@ -1,0 +1,10 @@
+import ArgumentParser
+
+/// The `picotron` command: one entry point for training, checking and measuring.
+@main
+struct Picotron: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "picotron",
+        abstract: "Learn 4D-parallel pre-training of Llama-like models on a CPU.",
+        subcommands: [Reference.self, Bench.self, Selftest.self, CommBench.self])
+}
