@@ -67,6 +67,12 @@ extension CommSelfTest {
             }
         }
 
+        s.check("reduceScatter of \((s.largeCount * 4) >> 20) MB") { e in
+            let chunk = s.largeCount / n
+            let got = try c.reduceScatter(values(r, count: chunk * n), op: .sum)
+            e.equal(got, reduced(.sum, ranks: n, count: chunk, offset: r * chunk), "large reduceScatter")
+        }
+
         if n > 1 {
             s.check("reduceScatter of a count that does not divide by size is an error") { e in
                 let isInvalid: (CommError) -> Bool = { if case .invalidArgument = $0 { true } else { false } }
@@ -85,6 +91,12 @@ extension CommSelfTest {
                     e.equal(x, sent, "broadcast")
                 }
             }
+        }
+
+        s.check("broadcast of \((s.largeCount * 4) >> 20) MB from the last rank") { e in
+            var x = r == n - 1 ? values(n, count: s.largeCount) : [Float](repeating: 0, count: s.largeCount)
+            try c.broadcast(&x, root: n - 1)
+            e.equal(x, values(n, count: s.largeCount), "large broadcast")
         }
 
         s.check("barrier, three times") { _ in

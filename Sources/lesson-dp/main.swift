@@ -1,0 +1,1 @@
+print("lesson-dp: coming with lesson 1")

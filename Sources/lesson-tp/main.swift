@@ -1,0 +1,1 @@
+print("lesson-tp: coming with lesson 2")

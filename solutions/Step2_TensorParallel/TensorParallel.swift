@@ -1,0 +1,1 @@
+// Step 2: tensor parallelism. See Lessons/02-tensor-parallel.md.
