@@ -2,7 +2,7 @@
  * Raw MPI_Allreduce bandwidth: the baseline that `picotron comm-bench` is compared with.
  *
  * Same sizes (4 KB to 64 MB, x4), same iteration counts, same timing method as comm-bench:
- * per size, 3 warm-up calls, then 5 repetitions of (MPI_Barrier, `iters` back-to-back
+ * per size, a fresh zeroed buffer, 3 warm-up calls, then 5 repetitions of (MPI_Barrier, `iters` back-to-back
  * in-place float sum all-reduces timed with CLOCK_MONOTONIC); the time per call is the best
  * repetition's mean, maximum over ranks. Same thread level as the Swift runtime
  * (MPI_THREAD_MULTIPLE); pass "single" as the first argument to use plain MPI_Init instead.
@@ -40,9 +40,10 @@ int main(int argc, char **argv) {
         printf("# raw MPI_Allreduce (sum, in place), %d ranks, best of %d reps\n", size, reps);
         printf("%12s%12s%12s%12s%12s\n", "bytes", "iters", "us/call", "algbw GB/s", "busbw GB/s");
     }
-    float *buf = calloc((size_t)(max_bytes / 4), sizeof(float));
     for (long bytes = min_bytes; bytes <= max_bytes; bytes *= 4) {
         int count = (int)(bytes / 4);
+        /* A fresh zeroed buffer per size, as comm-bench does. */
+        float *buf = calloc((size_t)count, sizeof(float));
         long it = (256L << 20) / bytes;
         int iters = (int)(it < 5 ? 5 : (it > 2000 ? 2000 : it));
         for (int i = 0; i < 3; i++) MPI_Allreduce(MPI_IN_PLACE, buf, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
@@ -62,8 +63,8 @@ int main(int argc, char **argv) {
                    algbw * 2.0 * (size - 1) / size);
             fflush(stdout);
         }
+        free(buf);
     }
-    free(buf);
     MPI_Finalize();
     return 0;
 }

@@ -16,15 +16,34 @@ public struct Comparison: Sendable, CustomStringConvertible {
     /// max |reference|, the scale the tolerance is relative to.
     public let scale: Float
     public let tolerance: Float
+    /// The tensor's shape, when known: `where` then prints `[row, col]` instead of a flat index.
+    public var shape: [Int]? = nil
+    /// The likely cause of a failure, in the student's terms ("did you average?"); set by the lesson.
+    public var hint: String? = nil
 
     public var passed: Bool { maxAbsDiff <= tolerance }
 
-    /// `PASS  name  max|Δ| = 1.2e-08` (or FAIL with the index and both values).
+    /// Where the largest difference is: `[3, 17]` with a shape, else `index 53`.
+    public var location: String {
+        guard let shape, !shape.isEmpty, shape.reduce(1, *) > index else { return "index \(index)" }
+        var rest = index, coords = [Int](repeating: 0, count: shape.count)
+        for d in shape.indices.reversed() { (coords[d], rest) = (rest % shape[d], rest / shape[d]) }
+        return "[" + coords.map(String.init).joined(separator: ", ") + "]"
+    }
+
+    /// The same comparison with a hint attached.
+    public func withHint(_ hint: String?) -> Comparison {
+        var c = self
+        c.hint = hint
+        return c
+    }
+
+    /// `PASS  name  max|Δ| = 1.2e-08` (or FAIL with where, both values, the tolerance and the hint).
     public var description: String {
         let diff = String(format: "%.1e", maxAbsDiff)
         if passed { return "PASS  \(name)  max|Δ| = \(diff)" }
-        return "FAIL  \(name)  max|Δ| = \(diff) at index \(index) (got \(got), want \(want)), "
-            + "tolerance \(String(format: "%.1e", tolerance))"
+        return "FAIL  \(name)  max|Δ| = \(diff) at \(location) (got \(got), want \(want)), "
+            + "tolerance \(String(format: "%.1e", tolerance))" + (hint.map { "\n      hint: \($0)" } ?? "")
     }
 }
 
@@ -37,7 +56,7 @@ public enum ReferenceCheck {
 
     /// Compares `got` with `want` element by element.
     public static func compare(_ name: String, got: [Float], want: [Float],
-                               relative: Float = relativeTolerance) -> Comparison {
+                               relative: Float = relativeTolerance, shape: [Int]? = nil) -> Comparison {
         precondition(got.count == want.count, "\(name): \(got.count) values, reference has \(want.count)")
         var worst = 0, worstDiff: Float = 0, scale: Float = 0
         for i in want.indices {
@@ -47,7 +66,20 @@ public enum ReferenceCheck {
         }
         return Comparison(name: name, maxAbsDiff: worstDiff, index: worst, got: got.isEmpty ? 0 : got[worst],
                           want: want.isEmpty ? 0 : want[worst], scale: scale,
-                          tolerance: relative * max(scale, 1e-30))
+                          tolerance: relative * max(scale, 1e-30), shape: shape)
+    }
+
+    /// The factor k with `got ≈ k · want`, if there is one (to within 1e-3 of the largest value),
+    /// else nil. Hints use it: gradients 2× the reference on 2 ranks mean "summed, not averaged".
+    public static func ratio(got: [Float], want: [Float]) -> Float? {
+        precondition(got.count == want.count, "ratio of \(got.count) and \(want.count) values")
+        var gw: Double = 0, ww: Double = 0
+        for i in want.indices { gw += Double(got[i]) * Double(want[i]); ww += Double(want[i]) * Double(want[i]) }
+        guard ww > 0 else { return nil }
+        let k = Float(gw / ww)
+        var worst: Float = 0, scale: Float = 0
+        for i in want.indices { worst = max(worst, abs(got[i] - k * want[i])); scale = max(scale, abs(k * want[i])) }
+        return worst <= 1e-3 * max(scale, 1e-30) ? k : nil
     }
 }
 
@@ -103,16 +135,6 @@ public struct LessonProblem: Sendable {
     /// Parameters (by HF name) after `steps` AdamW steps of the single-process reference on
     /// the whole batch each step.
     public func referenceAfterSteps(_ steps: Int, hyper: AdamW.Hyperparameters) -> (losses: [Float], parameters: [String: [Float]]) {
-        let model = makeModel()
-        let optimizer = AdamW(parameters: model.parameters, hyper: hyper)
-        var losses = [Float]()
-        for _ in 0..<steps {
-            let loss = model.lossFunction(model.logits(inputs, batch: batch, length: length), targets)
-            loss.backward()
-            optimizer.step()
-            optimizer.zeroGrad()
-            losses.append(loss.item)
-        }
-        return (losses, Dictionary(uniqueKeysWithValues: model.namedParameters.map { ($0.0, $0.1.data) }))
+        referenceAfterSteps(steps, hyper: hyper, frozen: [])
     }
 }

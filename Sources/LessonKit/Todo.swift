@@ -35,4 +35,24 @@ public enum Todo {
         lock.lock(); defer { lock.unlock() }
         hit.removeAll()
     }
+
+    /// The failure message for a test of task `id`: its own TODO if reached, else the first
+    /// reached TODO with `prefix` that comes *before* `id` (a task it builds on: `Step1.5` builds
+    /// on `Step1.1 … Step1.4`), else nil (go on and compare with the reference). Later tasks the
+    /// code passed through are ignored: their harmless stand-ins do not affect what this test
+    /// checks. Every message contains "is not written yet", which is how
+    /// `scripts/check-exercises.sh` tells a TODO failure from a real one.
+    public static func failure(task id: String, prefix: String) -> String? {
+        let reached = pending(prefix)
+        if let own = reached.first(where: { $0.id == id }) { return own.description }
+        if let earlier = reached.first(where: { order($0.id).lexicographicallyPrecedes(order(id)) }) {
+            return "\(id) builds on \(earlier.id) — \(earlier.description)"
+        }
+        return nil
+    }
+
+    /// `Step2.10` → [2, 10], so tasks sort by number, not by text.
+    static func order(_ id: String) -> [Int] {
+        id.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }
+    }
 }

@@ -6,5 +6,5 @@ struct Picotron: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "picotron",
         abstract: "Learn 4D-parallel pre-training of Llama-like models on a CPU.",
-        subcommands: [Reference.self, Bench.self, Selftest.self, CommBench.self])
+        subcommands: [Train.self, Generate.self, Reference.self, Bench.self, Selftest.self, CommBench.self, CreateConfig.self])
 }

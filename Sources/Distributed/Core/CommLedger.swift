@@ -6,9 +6,7 @@ import Foundation
 public enum CommOp: String, Sendable, CaseIterable, Comparable {
     case allReduce, allGather, reduceScatter, broadcast, send, recv, barrier, split
 
-    public static func < (a: CommOp, b: CommOp) -> Bool {
-        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
-    }
+    public static func < (a: CommOp, b: CommOp) -> Bool { a.index < b.index }
 }
 
 /// What one rank communicated, per group and operation: a value, so a lesson can take one
@@ -75,11 +73,6 @@ public struct CommStats: Sendable, Equatable, CustomStringConvertible {
         return d
     }
 
-    mutating func add(group: String, op: CommOp, bytes: Int, ringBytes: Int) {
-        let k = Key(group: group, op: op)
-        entries[k] = (entries[k] ?? Entry()) + Entry(calls: 1, bytes: bytes, ringBytes: ringBytes)
-    }
-
     /// One line per group and operation: `tp     allReduce   12 calls   3.1 MB  ring 3.1 MB`.
     public var description: String {
         entries.keys.sorted().map { k in
@@ -103,9 +96,13 @@ public struct CommStats: Sendable, Equatable, CustomStringConvertible {
 
 /// The counters of one rank, shared by its world communicator and every communicator split
 /// from it. Thread-safe (in-process ranks record from their own threads).
+///
+/// Recording is on every call's path, so each communicator resolves its group's slot once
+/// (`counters(for:)`) and a call only locks and adds: ≈ 20 ns, invisible next to even a 4 KB
+/// MPI all-reduce.
 public final class CommLedger: @unchecked Sendable {
     private let lock = NSLock()
-    private var stats = CommStats()
+    private var groups: [String: GroupCounters] = [:]
 
     public init() {}
 
@@ -113,17 +110,33 @@ public final class CommLedger: @unchecked Sendable {
     public func snapshot() -> CommStats {
         lock.lock()
         defer { lock.unlock() }
+        var stats = CommStats()
+        for (name, g) in groups {
+            for op in CommOp.allCases where g.entries[op.index].calls > 0 {
+                stats.entries[CommStats.Key(group: name, op: op)] = g.entries[op.index]
+            }
+        }
         return stats
     }
 
     public func reset() {
         lock.lock()
-        stats = CommStats()
+        for g in groups.values { g.entries = GroupCounters.zero }
         lock.unlock()
     }
 
+    /// The counters of `group` (communicators with the same name on one rank share them).
+    func counters(for group: String) -> GroupCounters {
+        lock.lock()
+        defer { lock.unlock() }
+        if let g = groups[group] { return g }
+        let g = GroupCounters()
+        groups[group] = g
+        return g
+    }
+
     /// Counts one call of `op` on a group of `groupSize` ranks with `count` floats of payload.
-    func record(group: String, groupSize n: Int, op: CommOp, count: Int) {
+    func record(_ g: GroupCounters, groupSize n: Int, op: CommOp, count: Int) {
         let bytes = count * MemoryLayout<Float>.size
         let ring: Int
         switch op {
@@ -134,7 +147,31 @@ public final class CommLedger: @unchecked Sendable {
         case .recv, .barrier, .split: ring = 0
         }
         lock.lock()
-        stats.add(group: group, op: op, bytes: bytes, ringBytes: ring)
+        g.entries[op.index].calls += 1
+        g.entries[op.index].bytes += bytes
+        g.entries[op.index].ringBytes += ring
         lock.unlock()
+    }
+}
+
+/// One group's counters, one entry per `CommOp`; guarded by the ledger's lock.
+final class GroupCounters {
+    static let zero = [CommStats.Entry](repeating: CommStats.Entry(), count: CommOp.allCases.count)
+    var entries = zero
+}
+
+extension CommOp {
+    /// Position in `allCases`.
+    var index: Int {
+        switch self {
+        case .allReduce: 0
+        case .allGather: 1
+        case .reduceScatter: 2
+        case .broadcast: 3
+        case .send: 4
+        case .recv: 5
+        case .barrier: 6
+        case .split: 7
+        }
     }
 }

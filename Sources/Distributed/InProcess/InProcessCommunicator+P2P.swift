@@ -44,7 +44,7 @@ extension InProcessCommunicator {
     private func post(_ message: [Float], to peer: Int, tag: Int) throws(CommError) -> (Channel, Int) {
         try checkPeer(peer, "send destination")
         try checkTag(tag)
-        ledger.record(group: name, groupSize: size, op: .send, count: message.count)
+        ledger.record(counters, groupSize: size, op: .send, count: message.count)
         world.cond.lock()
         defer { world.cond.unlock() }
         try world.checkAbortLocked()
@@ -75,7 +75,7 @@ extension InProcessCommunicator {
     private func postReceive(from peer: Int, tag: Int, count: Int) throws(CommError) -> (Channel, Int) {
         try checkPeer(peer, "receive source")
         try checkTag(tag)
-        ledger.record(group: name, groupSize: size, op: .recv, count: count)
+        ledger.record(counters, groupSize: size, op: .recv, count: count)
         world.cond.lock()
         defer { world.cond.unlock() }
         try world.checkAbortLocked()

@@ -14,6 +14,8 @@ public final class InProcessCommunicator: Communicator, @unchecked Sendable {
 
     let world: InProcessWorld
     let group: InProcessGroup
+    /// This group's slot in `ledger`.
+    let counters: GroupCounters
     /// The number of the next collective this rank calls; only this rank's thread touches it.
     private var nextCollective = 0
 
@@ -24,12 +26,13 @@ public final class InProcessCommunicator: Communicator, @unchecked Sendable {
         self.worldRank = worldRank
         self.name = name
         self.ledger = ledger
+        self.counters = ledger.counters(for: name)
     }
 
     // MARK: Collectives
 
     public func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>, op: ReduceOp) throws(CommError) {
-        ledger.record(group: name, groupSize: size, op: .allReduce, count: buffer.count)
+        ledger.record(counters, groupSize: size, op: .allReduce, count: buffer.count)
         let sig = CollectiveSignature(kind: .allReduce, count: buffer.count, op: op)
         let (slot, n) = try arrive(sig) { $0.outputs[rank] = buffer.baseAddress }
         // Work: reduce my chunk across every rank's buffer and write it back to all of them.
@@ -49,7 +52,7 @@ public final class InProcessCommunicator: Communicator, @unchecked Sendable {
                 "allGather on \(who): output holds \(output.count) floats but needs size × input = "
                     + "\(size) × \(input.count) = \(size * input.count)")
         }
-        ledger.record(group: name, groupSize: size, op: .allGather, count: input.count)
+        ledger.record(counters, groupSize: size, op: .allGather, count: input.count)
         let sig = CollectiveSignature(kind: .allGather, count: input.count)
         let (slot, n) = try arrive(sig) { $0.inputs[rank] = input.baseAddress }
         if input.count > 0 {
@@ -68,7 +71,7 @@ public final class InProcessCommunicator: Communicator, @unchecked Sendable {
                 "reduceScatter on \(who): input of \(input.count) floats must be size × output = "
                     + "\(size) × \(output.count) = \(size * output.count); pad the input to a multiple of \(size)")
         }
-        ledger.record(group: name, groupSize: size, op: .reduceScatter, count: input.count)
+        ledger.record(counters, groupSize: size, op: .reduceScatter, count: input.count)
         let sig = CollectiveSignature(kind: .reduceScatter, count: input.count, op: op)
         let (slot, n) = try arrive(sig) { $0.inputs[rank] = input.baseAddress }
         if output.count > 0 {
@@ -80,7 +83,7 @@ public final class InProcessCommunicator: Communicator, @unchecked Sendable {
 
     public func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int) throws(CommError) {
         try checkPeer(root, "broadcast root")
-        ledger.record(group: name, groupSize: size, op: .broadcast, count: buffer.count)
+        ledger.record(counters, groupSize: size, op: .broadcast, count: buffer.count)
         let sig = CollectiveSignature(kind: .broadcast, count: buffer.count, root: root)
         let (slot, n) = try arrive(sig) { $0.inputs[rank] = UnsafePointer(buffer.baseAddress) }
         if rank != root && buffer.count > 0 {
@@ -90,13 +93,13 @@ public final class InProcessCommunicator: Communicator, @unchecked Sendable {
     }
 
     public func barrier() throws(CommError) {
-        ledger.record(group: name, groupSize: size, op: .barrier, count: 0)
+        ledger.record(counters, groupSize: size, op: .barrier, count: 0)
         let (slot, n) = try arrive(CollectiveSignature(kind: .barrier)) { _ in }
         depart(slot, n, wait: false)
     }
 
     public func iallReduce(_ buffer: FloatBuffer, op: ReduceOp) throws(CommError) -> CommRequest<FloatBuffer> {
-        ledger.record(group: name, groupSize: size, op: .allReduce, count: buffer.count)
+        ledger.record(counters, groupSize: size, op: .allReduce, count: buffer.count)
         let sig = CollectiveSignature(kind: .iallReduce, count: buffer.count, op: op)
         let n = nextCollective
         nextCollective += 1
@@ -140,7 +143,7 @@ public final class InProcessCommunicator: Communicator, @unchecked Sendable {
         guard color >= 0 else {
             throw .invalidArgument("split on \(who): color \(color) must be >= 0")
         }
-        ledger.record(group: name, groupSize: size, op: .split, count: 0)
+        ledger.record(counters, groupSize: size, op: .split, count: 0)
         let (slot, n) = try arrive(CollectiveSignature(kind: .split)) { $0.colorKeys[rank] = (color, key) }
         world.cond.lock()
         let ck = slot.colorKeys

@@ -18,6 +18,8 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     public let ledger: CommLedger
     private var comm: MPI_Comm?
     private let owned: Bool
+    /// This group's slot in `ledger`.
+    private let counters: GroupCounters
 
     /// The world of this job (initialises MPI on first use). Create it once and pass it on:
     /// communicators split from it share its ledger.
@@ -37,6 +39,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         self.name = name
         self.ledger = ledger
         self.owned = owned
+        self.counters = ledger.counters(for: name)
     }
 
     deinit {
@@ -46,7 +49,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     // MARK: Collectives
 
     public func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>, op: ReduceOp) throws(CommError) {
-        ledger.record(group: name, groupSize: size, op: .allReduce, count: buffer.count)
+        ledger.record(counters, groupSize: size, op: .allReduce, count: buffer.count)
         let n = try count(buffer.count)
         let p = buffer.baseAddress ?? Self.empty
         try check(MPI_Allreduce(cmpi_in_place(), p, n, cmpi_float(), mpiOp(op), comm), "MPI_Allreduce")
@@ -61,7 +64,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
                 "allGather on rank \(rank) of group '\(name)': output holds \(output.count) floats but needs "
                     + "size × input = \(size) × \(input.count) = \(size * input.count)")
         }
-        ledger.record(group: name, groupSize: size, op: .allGather, count: input.count)
+        ledger.record(counters, groupSize: size, op: .allGather, count: input.count)
         let n = try count(input.count)
         let src = input.baseAddress ?? UnsafePointer(Self.empty)
         let dst = output.baseAddress ?? Self.empty
@@ -77,7 +80,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
                     + "size × output = \(size) × \(output.count) = \(size * output.count); pad the input to a "
                     + "multiple of \(size)")
         }
-        ledger.record(group: name, groupSize: size, op: .reduceScatter, count: input.count)
+        ledger.record(counters, groupSize: size, op: .reduceScatter, count: input.count)
         let n = try count(output.count)
         let src = input.baseAddress ?? UnsafePointer(Self.empty)
         let dst = output.baseAddress ?? Self.empty
@@ -87,13 +90,13 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
 
     public func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int) throws(CommError) {
         try checkPeer(root, "broadcast root")
-        ledger.record(group: name, groupSize: size, op: .broadcast, count: buffer.count)
+        ledger.record(counters, groupSize: size, op: .broadcast, count: buffer.count)
         let n = try count(buffer.count)
         try check(MPI_Bcast(buffer.baseAddress ?? Self.empty, n, cmpi_float(), Int32(root), comm), "MPI_Bcast")
     }
 
     public func barrier() throws(CommError) {
-        ledger.record(group: name, groupSize: size, op: .barrier, count: 0)
+        ledger.record(counters, groupSize: size, op: .barrier, count: 0)
         try check(MPI_Barrier(comm), "MPI_Barrier")
     }
 
@@ -101,7 +104,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         guard color >= 0 else {
             throw .invalidArgument("split on rank \(rank) of group '\(name)': color \(color) must be >= 0")
         }
-        ledger.record(group: name, groupSize: size, op: .split, count: 0)
+        ledger.record(counters, groupSize: size, op: .split, count: 0)
         var newComm: MPI_Comm? = cmpi_comm_null()
         try check(MPI_Comm_split(comm, Int32(color), Int32(key), &newComm), "MPI_Comm_split")
         return try MPICommunicator(comm: newComm, name: newName, ledger: ledger, owned: true)
@@ -112,7 +115,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     public func send(_ buffer: UnsafeBufferPointer<Float>, to peer: Int, tag: Int) throws(CommError) {
         try checkPeer(peer, "send destination")
         try checkTag(tag)
-        ledger.record(group: name, groupSize: size, op: .send, count: buffer.count)
+        ledger.record(counters, groupSize: size, op: .send, count: buffer.count)
         let p = buffer.baseAddress ?? UnsafePointer(Self.empty)
         try check(MPI_Send(p, try count(buffer.count), cmpi_float(), Int32(peer), Int32(tag), comm), "MPI_Send")
     }
@@ -120,7 +123,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     public func recv(into buffer: UnsafeMutableBufferPointer<Float>, from peer: Int, tag: Int) throws(CommError) {
         try checkPeer(peer, "receive source")
         try checkTag(tag)
-        ledger.record(group: name, groupSize: size, op: .recv, count: buffer.count)
+        ledger.record(counters, groupSize: size, op: .recv, count: buffer.count)
         var status = MPI_Status()
         let n = try count(buffer.count)
         let rc = MPI_Recv(buffer.baseAddress ?? Self.empty, n, cmpi_float(), Int32(peer), Int32(tag), comm, &status)
@@ -130,7 +133,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     public func isend(_ buffer: FloatBuffer, to peer: Int, tag: Int) throws(CommError) -> CommRequest<Void> {
         try checkPeer(peer, "send destination")
         try checkTag(tag)
-        ledger.record(group: name, groupSize: size, op: .send, count: buffer.count)
+        ledger.record(counters, groupSize: size, op: .send, count: buffer.count)
         let box = RequestBox()
         let p = buffer.storage.baseAddress ?? Self.empty
         let n = try count(buffer.count)
@@ -150,7 +153,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     {
         try checkPeer(peer, "receive source")
         try checkTag(tag)
-        ledger.record(group: name, groupSize: size, op: .recv, count: buffer.count)
+        ledger.record(counters, groupSize: size, op: .recv, count: buffer.count)
         let box = RequestBox()
         let p = buffer.storage.baseAddress ?? Self.empty
         let n = try count(buffer.count)
@@ -166,7 +169,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     }
 
     public func iallReduce(_ buffer: FloatBuffer, op: ReduceOp) throws(CommError) -> CommRequest<FloatBuffer> {
-        ledger.record(group: name, groupSize: size, op: .allReduce, count: buffer.count)
+        ledger.record(counters, groupSize: size, op: .allReduce, count: buffer.count)
         let box = RequestBox()
         let p = buffer.storage.baseAddress ?? Self.empty
         let n = try count(buffer.count)

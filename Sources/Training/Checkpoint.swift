@@ -1,0 +1,127 @@
+// Checkpoints: everything needed to continue a run exactly where it stopped.
+//
+// A checkpoint is a directory `step-000100/` holding
+//   config.json + model.safetensors   a Hugging Face model directory (transformers loads it)
+//   optimizer.safetensors             AdamW's two moments per parameter
+//   trainer_state.json                step, tokens seen, data position, schedule, loss history
+// It is written under a temporary name in the same folder and renamed when complete, so a crash
+// never leaves a half checkpoint, and an existing checkpoint is never overwritten.
+
+import Foundation
+import Llama
+import TensorCore
+
+/// The run's position and history, saved beside the weights.
+public struct TrainerState: Codable, Sendable, Equatable {
+    public var format = 1
+    /// Optimizer steps completed.
+    public var step: Int
+    /// Tokens consumed over all ranks.
+    public var tokensSeen: Int
+    /// Where the data loader stands (shared by all data-parallel ranks: it counts windows globally).
+    public var loader: LoaderState
+    public var seed: Int
+    public var schedule: LearningRateSchedule
+    /// AdamW's step count per parameter (torch keeps one per parameter).
+    public var optimizerSteps: [Int]
+    /// The logged loss of every step so far (the loss curve continues across a resume).
+    public var losses: [Float]
+    /// How text maps to token ids: "byte" for the byte-level tokenizer, "external" for token files.
+    public var tokenizer: String
+}
+
+public enum Checkpoint {
+    /// `step-000100`: sorts by step.
+    public static func directoryName(step: Int) -> String { String(format: "step-%06d", step) }
+
+    /// The checkpoints in `saveDir`, oldest first.
+    public static func existing(in saveDir: URL) -> [URL] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: saveDir.path)) ?? []
+        return names.filter { $0.hasPrefix("step-") && !$0.hasSuffix(".tmp") }.sorted()
+            .map { saveDir.appendingPathComponent($0) }
+    }
+
+    /// A checkpoint directory from `path`: a checkpoint itself, or a save folder (its latest).
+    public static func resolve(_ path: URL) throws -> URL {
+        let fm = FileManager.default
+        if fm.fileExists(atPath: path.appendingPathComponent("trainer_state.json").path) { return path }
+        guard fm.fileExists(atPath: path.path) else {
+            throw TrainingError.checkpoint("\(path.path) does not exist; point checkpoint.load_path at a step-NNNNNN "
+                                           + "directory or at the save_dir that holds them")
+        }
+        guard let latest = existing(in: path).last else {
+            throw TrainingError.checkpoint("\(path.path) holds no checkpoint (no trainer_state.json and no step-NNNNNN "
+                                           + "directories); point checkpoint.load_path at one")
+        }
+        return latest
+    }
+
+    /// Writes a checkpoint of `model` and `optimizer` into `saveDir/step-NNNNNN`.
+    @discardableResult
+    public static func save(model: LlamaForCausalLM, optimizer: AdamW, state: TrainerState, to saveDir: URL) throws -> URL {
+        let fm = FileManager.default
+        try fm.createDirectory(at: saveDir, withIntermediateDirectories: true)
+        let final = saveDir.appendingPathComponent(directoryName(step: state.step))
+        guard !fm.fileExists(atPath: final.path) else {
+            throw TrainingError.checkpoint("\(final.path) already exists and is kept as it is; "
+                                           + "choose another checkpoint.save_dir or remove it")
+        }
+        let temporary = saveDir.appendingPathComponent(".\(final.lastPathComponent).\(UUID().uuidString).tmp")
+        defer { try? fm.removeItem(at: temporary) }   // gone after the rename; cleans up after a failure
+        try model.save(directory: temporary)
+        let moments = zip(model.namedParameters, optimizer.state).flatMap { named, s in
+            [(name: "exp_avg." + named.0, shape: named.1.shape, values: s.expAvg),
+             (name: "exp_avg_sq." + named.0, shape: named.1.shape, values: s.expAvgSq)]
+        }
+        try SafeTensorsWriter.write(moments, to: temporary.appendingPathComponent("optimizer.safetensors"))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(state).write(to: temporary.appendingPathComponent("trainer_state.json"), options: .atomic)
+        try fm.moveItem(at: temporary, to: final)
+        return final
+    }
+
+    /// Loads a checkpoint into an existing `model` and `optimizer` of the same architecture.
+    public static func load(from directory: URL, into model: LlamaForCausalLM, optimizer: AdamW) throws -> TrainerState {
+        let saved = try LlamaConfig.load(from: directory.appendingPathComponent("config.json"))
+        if let difference = describeDifference(saved, model.config) {
+            throw TrainingError.checkpoint("\(directory.path) is from a different model (\(difference)); "
+                                           + "resume with the model it was trained with, or start without load_path")
+        }
+        try model.loadParameters(from: SafeTensorsCheckpoint(directory: directory))
+        let data: Data
+        do { data = try Data(contentsOf: directory.appendingPathComponent("trainer_state.json")) } catch {
+            throw TrainingError.checkpoint("\(directory.path) has no readable trainer_state.json: it is not a training checkpoint")
+        }
+        let state: TrainerState
+        do { state = try JSONDecoder().decode(TrainerState.self, from: data) } catch {
+            throw TrainingError.checkpoint("\(directory.path)/trainer_state.json is malformed: \(error)")
+        }
+        let moments = try SafeTensorsFile(contentsOf: directory.appendingPathComponent("optimizer.safetensors"))
+        guard state.optimizerSteps.count == model.namedParameters.count else {
+            throw TrainingError.checkpoint("\(directory.path): optimizer state for \(state.optimizerSteps.count) "
+                                           + "parameters, the model has \(model.namedParameters.count)")
+        }
+        var restored = [AdamW.State]()
+        for ((name, _), steps) in zip(model.namedParameters, state.optimizerSteps) {
+            restored.append(AdamW.State(step: steps, expAvg: try moments.floats("exp_avg." + name),
+                                        expAvgSq: try moments.floats("exp_avg_sq." + name)))
+        }
+        try optimizer.restore(restored)
+        return state
+    }
+
+    /// The first architectural field in which two configs differ, or nil.
+    static func describeDifference(_ a: LlamaConfig, _ b: LlamaConfig) -> String? {
+        let fields: [(String, Int, Int)] = [
+            ("vocab_size", a.vocabSize, b.vocabSize), ("hidden_size", a.hiddenSize, b.hiddenSize),
+            ("intermediate_size", a.intermediateSize, b.intermediateSize),
+            ("num_hidden_layers", a.numHiddenLayers, b.numHiddenLayers),
+            ("num_attention_heads", a.numAttentionHeads, b.numAttentionHeads),
+            ("num_key_value_heads", a.numKeyValueHeads, b.numKeyValueHeads), ("head_dim", a.headDim, b.headDim),
+        ]
+        if let f = fields.first(where: { $0.1 != $0.2 }) { return "\(f.0) \(f.1) in the checkpoint, \(f.2) now" }
+        if a.tieWordEmbeddings != b.tieWordEmbeddings { return "tie_word_embeddings differs" }
+        return nil
+    }
+}

@@ -1,0 +1,56 @@
+import ArgumentParser
+import Foundation
+import Llama
+import TensorCore
+import Training
+
+/// `picotron generate`: sample text from a checkpoint.
+struct Generate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Sample text from a trained checkpoint (byte-level models).",
+        discussion: "CHECKPOINT is a step-NNNNNN directory written by `picotron train`, or the folder holding them (its latest is used).")
+
+    @Option(help: "A checkpoint directory, or a save folder (its latest checkpoint is used).")
+    var checkpoint: String
+
+    @Option(help: "The text to continue.")
+    var prompt: String = "ROMEO:"
+
+    @Option(help: "How many tokens (bytes) to generate.")
+    var maxNewTokens: Int = 300
+
+    @Option(help: "Sampling temperature; 0 always picks the most likely byte.")
+    var temperature: Float = 0.8
+
+    @Option(help: "Sample among the k most likely bytes (0: all).")
+    var topK: Int = 40
+
+    @Option(help: "Random seed for sampling.")
+    var seed: UInt64 = 0
+
+    func validate() throws {
+        guard maxNewTokens >= 0 else { throw ValidationError("--max-new-tokens \(maxNewTokens) must be ≥ 0") }
+        guard temperature >= 0 else { throw ValidationError("--temperature \(temperature) must be ≥ 0") }
+        guard topK >= 0 else { throw ValidationError("--top-k \(topK) must be ≥ 0 (0 means all)") }
+        guard !prompt.isEmpty else { throw ValidationError("--prompt is empty; give at least one character to continue") }
+    }
+
+    func run() throws {
+        let dir = try Checkpoint.resolve(URL(fileURLWithPath: checkpoint))
+        let model = try LlamaForCausalLM.load(directory: dir)
+        let tokenizer = ByteTokenizer()
+        guard model.config.vocabSize == ByteTokenizer.vocabSize else {
+            throw ValidationError("\(dir.path) has vocab_size \(model.config.vocabSize); generate decodes byte-level "
+                                  + "models (vocab 256) only, as `picotron train` makes from text")
+        }
+        print(prompt, terminator: "")
+        fflush(stdout)
+        _ = Generation.generate(model, prompt: tokenizer.encode(prompt),
+                                options: SamplingOptions(temperature: temperature, topK: topK, seed: seed,
+                                                         maxNewTokens: maxNewTokens)) { token in
+            putchar(Int32(token))   // bytes as they come: the same C buffer as print, so in order
+            fflush(stdout)
+        }
+        print()
+    }
+}

@@ -1,0 +1,106 @@
+import ArgumentParser
+import Distributed
+import Foundation
+import Llama
+import TensorCore
+import Training
+
+/// `picotron train`: the main job.
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a Llama from a picotron config (or quick-start defaults) on one or many ranks.",
+        discussion: """
+            Without --config it trains the `micro` preset on the embedded Shakespeare corpus for a few \
+            minutes (500 steps of 16 × 128 tokens), writes metrics, a loss curve and a checkpoint under \
+            runs/<time>/, and prints a sample. With --config it reads picotron's JSON schema \
+            (picotron create-config writes one); flags override the file. Parallel runs: --ranks N starts \
+            N ranks as threads of this process; under mpirun the MPI world is used.
+            """)
+
+    @Option(help: "A picotron config.json (see `picotron create-config`).") var config: String?
+    @Option(help: "Model: a preset (micro, tiny, smollm-135m) or a local Hugging Face Llama directory.")
+    var model: String?
+    @Option(help: "Train on this UTF-8 text file (byte-level tokens).") var text: String?
+    @Option(help: "Train on a pre-tokenized file (nanoGPT .bin or llm.c format).") var tokenFile: String?
+    @Option(help: "Element type of a raw token file: uint16 or uint32.") var tokenDtype: String?
+
+    @Option(help: "Optimizer steps (training.total_train_steps).") var steps: Int?
+    @Option(help: "Random seed (training.seed).") var seed: Int?
+    @Option(help: "Peak learning rate (training.learning_rate).") var lr: Double?
+    @Option(help: "Sequences per micro-batch (training.micro_batch_size).") var mbs: Int?
+    @Option(help: "Micro-batches per step (training.gradient_accumulation_steps).") var gradAcc: Int?
+    @Option(help: "Tokens per sequence (training.seq_length).") var seqLen: Int?
+    @Option(help: "Data-parallel size (distributed.dp_size).") var dp: Int?
+    @Option(help: "Tensor-parallel size (distributed.tp_size).") var tp: Int?
+    @Option(help: "In-process ranks to start (default: dp × pp × cp × tp); ignored under mpirun.") var ranks: Int?
+
+    @Option(help: "Folder for metrics, loss curve and checkpoints (default runs/<time>).") var outDir: String?
+    @Option(help: "Metrics file, JSON lines (default <out-dir>/metrics.jsonl).") var metricsOut: String?
+    @Option(help: "Checkpoint folder (checkpoint.save_dir; relative to --out-dir).") var saveDir: String?
+    @Option(help: "Resume from a checkpoint, or the latest in a folder (checkpoint.load_path).") var loadPath: String?
+    @Option(help: "Bytes to sample at the end (0: none).") var sample: Int = 300
+
+    func run() throws {
+        var (cfg, notes) = try loadConfig()
+        cfg.apply(overrides: ConfigOverrides(steps: steps, seed: seed, learningRate: lr, microBatchSize: mbs,
+                                             gradAccSteps: gradAcc, seqLength: seqLen, dp: dp, tp: tp,
+                                             saveDir: saveDir, loadPath: loadPath, metricsFile: metricsOut))
+        if let model { cfg.model.name = model }
+        if let text { cfg.dataset.textFile = text; cfg.dataset.tokenFile = nil }
+        if let tokenFile { cfg.dataset.tokenFile = tokenFile; cfg.dataset.textFile = nil }
+        if let tokenDtype { cfg.dataset.tokenDType = tokenDtype }
+        guard sample >= 0 else { throw ValidationError("--sample \(sample) must be ≥ 0") }
+        try cfg.validate()
+        for note in notes { print(note) }
+        let modelConfig = try cfg.resolvedModelConfig()
+        let dataset = try cfg.loadDataset()
+        let runDir = URL(fileURLWithPath: outDir ?? "runs/\(Self.timestamp())")
+        var options = cfg.trainOptions(runDir: runDir)
+        if let advice = BLAS.kernelAdvice { print(advice) }
+        options.peakGFLOPS = Throughput.measureSgemmPeak()
+
+        let status = Launcher.run(ranks: Launcher.isUnderMPI ? nil : (ranks ?? cfg.worldSize)) { world in
+            try Self.train(world: world, cfg: cfg, modelConfig: modelConfig, dataset: dataset, options: options,
+                           runDir: runDir, sample: sample)
+        }
+        if status != 0 { throw ExitCode(status) }
+    }
+
+    func loadConfig() throws -> (PicotronConfig, [String]) {
+        guard let config else { return (PicotronConfig.quickStart, []) }
+        return try PicotronConfig.load(from: URL(fileURLWithPath: config))
+    }
+
+    /// One rank's run: the grid, the model (parallelised), the loop, the sample.
+    static func train(world: Communicator, cfg: PicotronConfig, modelConfig: LlamaConfig, dataset: TokenDataset,
+                      options: TrainOptions, runDir: URL, sample: Int) throws {
+        let d = cfg.distributed
+        let grid = try ProcessGrid(dp: d.dpSize, pp: d.ppSize, cp: d.cpSize, tp: d.tpSize, world: world)
+        let out = RankPrinter(world)
+        let plan = try ParallelPlan.make(grid: grid, modelConfig: modelConfig, seed: UInt64(options.seed))
+        out.rank0("model: \(cfg.model.name), \(plan.model.parameterCount) parameters on this rank; "
+                  + "data: \(dataset.name), \(dataset.count) tokens")
+        out.rank0(String(format: "grid: %@; %d steps × %d tokens; out: %@; sgemm peak %.1f GFLOP/s",
+                         grid.description, options.steps, cfg.tokensPerStep, runDir.path, options.peakGFLOPS))
+        let trainer = try Trainer(model: plan.model, dataset: dataset, options: options, parallel: plan.hooks)
+        try trainer.run { out.rank0($0) }
+        guard grid.worldRank == 0, sample > 0, options.tokenizer == "byte",
+              modelConfig.vocabSize == ByteTokenizer.vocabSize, let full = plan.fullModel() else { return }
+        print("\n--- sample (temperature 0.8, top-k 40) ---")
+        let prompt = "ROMEO:"
+        print(prompt, terminator: "")
+        fflush(stdout)
+        _ = Generation.generate(full, prompt: ByteTokenizer().encode(prompt),
+                                options: SamplingOptions(maxNewTokens: sample)) { token in
+            putchar(Int32(token))
+            fflush(stdout)
+        }
+        print("\n---")
+    }
+
+    static func timestamp() -> String {
+        let f = DateFormatter()
+        f.dateFormat = "yyyyMMdd-HHmmss"
+        return f.string(from: Date())
+    }
+}

@@ -1,0 +1,41 @@
+// Task 1.2: gradient accumulation without synchronisation. Only the last micro-batch of a step
+// reduces; the result equals the single-process gradient of the global batch, and the
+// traffic is 1/A of syncing after every micro-batch.
+
+import Distributed
+import LessonKit
+import Step1_DataParallel
+import XCTest
+
+final class AccumulationTests: XCTestCase {
+    func testOnlyTheLastMicroBatchSynchronises() {
+        Todo.reset()
+        let rule = (0..<4).map { shouldSynchronize(microBatch: $0, of: 4) }
+        let single = shouldSynchronize(microBatch: 0, of: 1)
+        guard tasksDone("Step1.2") else { return }
+        XCTAssertEqual(rule, [false, false, false, true], "with A = 4 only micro-batch 3 may synchronise")
+        XCTAssertTrue(single, "with one micro-batch, that micro-batch is the last: it must synchronise")
+    }
+
+    func testAccumulatedGradientsEqualSingleProcess() throws {
+        for dp in 1...4 {
+            guard try checkGradients(DataParallelSetup(dp: dp, accumulation: 4, microBatch: 1, strategy: .naive),
+                                     task: "Step1.2") != nil else { return }
+        }
+    }
+
+    /// One sync per step instead of A: same gradients, a quarter of the calls and bytes.
+    func testNoSyncSavesTraffic() throws {
+        let noSync = DataParallelSetup(dp: 2, accumulation: 4, strategy: .naive)
+        var every = noSync
+        every.strategy = .naive(everyMicroBatch: true)
+        guard let a = try checkGradients(noSync, task: "Step1.2"),
+              let b = try checkGradients(every, task: "Step1.2") else { return }
+        let tensors = a[0].gradients.count, floats = a[0].gradients.values.reduce(0) { $0 + $1.count }
+        let (once, four) = (a[0].traffic.total(), b[0].traffic.total())
+        XCTAssertEqual(once.calls, tensors, "no-sync: one all-reduce per tensor per step")
+        XCTAssertEqual(once.bytes, 4 * floats, "no-sync: each gradient's bytes once per step")
+        XCTAssertEqual(four.calls, 4 * tensors, "syncing every micro-batch: A all-reduces per tensor")
+        XCTAssertEqual(four.bytes, 4 * once.bytes)
+    }
+}

@@ -1,0 +1,39 @@
+// The lesson executable is a tested example: run what `swift run lesson-dp --ranks 2` runs, on
+// in-process ranks, and check its verification lines. (scripts/check-lesson-output.sh checks
+// the whole output against the lesson text.)
+
+import Distributed
+import LessonKit
+import Step1_DataParallel
+import XCTest
+
+final class LessonOutputTests: XCTestCase {
+    func testLessonOutputVerifiesEverything() throws {
+        let output = Output()
+        Todo.reset()
+        let outcome = Result {
+            try InProcessRanks.run(3) { world in
+                try DataParallelLesson.run(world: world, options: .init()) { output.append($0) }
+            }
+        }
+        guard tasksDone("Step1.6") else { return }
+        if case .failure(let e) = outcome { XCTFail("the lesson failed: \(e)\n\(output.text)") }
+        let lines = output.text.split(separator: "\n").map(String.init)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("Lesson 1 — data parallelism on 3 ranks") })
+        XCTAssertTrue(lines.contains { $0.hasPrefix("  0     0 1            6 7") }, "rank 0's rows:\n\(output.text)")
+        let result = try XCTUnwrap(lines.first { $0.hasPrefix("  result") }, output.text)
+        XCTAssertEqual(result.split(separator: " ").dropFirst().map(String.init), ["PASS", "PASS", "PASS"])
+        XCTAssertTrue(lines.contains { $0.hasPrefix("  naive, sync every micro-batch") })
+        XCTAssertTrue(lines.contains { $0.hasPrefix("~ bucket 0 |") }, "the overlap timeline")
+        XCTAssertTrue(lines.contains { $0.contains("parameters after 3 steps") && $0.hasSuffix("PASS; losses PASS") })
+        XCTAssertEqual(lines.last, "PASS: gradients, losses and parameters equal the single-process run")
+    }
+}
+
+/// Rank 0's output blocks, collected from its thread.
+private final class Output: @unchecked Sendable {
+    private let lock = NSLock()
+    private var blocks: [String] = []
+    func append(_ s: String) { lock.lock(); blocks.append(s); lock.unlock() }
+    var text: String { lock.lock(); defer { lock.unlock() }; return blocks.joined(separator: "\n") }
+}

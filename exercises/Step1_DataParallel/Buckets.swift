@@ -1,0 +1,126 @@
+// Gradient buckets: many small gradients packed back to back into a few flat buffers, so the
+// data-parallel group runs a few large all-reduces instead of one per parameter. Each
+// all-reduce pays a fixed latency (α) plus a cost per byte (β), so n small ones cost n·α more
+// than one big one; but one single bucket could only start after the whole backward pass.
+// A few buckets of ~25 MB (torch DDP's and picotron's default) get both: few calls, and the
+// first buckets' reductions run while the backward pass computes the rest.
+//
+// Legend: P_k = values in parameter k, S = bucket capacity in floats, n = trainable parameters.
+
+import Distributed
+import Foundation
+import LessonKit
+import TensorCore
+
+/// S, the capacity in floats of a bucket of `megabytes` MiB (picotron and torch count
+/// `bucket_cap_mb` in MiB: 25 MB = 25 · 2²⁰ bytes). At least one float.
+public func bucketCapacity(megabytes: Double) -> Int {
+    max(1, Int(megabytes * 1024 * 1024) / MemoryLayout<Float>.size)
+}
+
+/// Assigns parameters to buckets. Task 1.3.
+///
+/// - Parameters:
+///   - sizes: P_k of the trainable parameters, in the model's parameter order (embedding first).
+///   - capacity: S, in floats.
+/// - Returns: the buckets, each a list of indices into `sizes`. Parameters are taken in
+///   *reverse* order, because backward makes gradients ready from the last layer to the first:
+///   bucket 0 holds the LM head and the last layer and fills up first. A bucket takes the next
+///   parameter while it fits (running size + P_k <= S); otherwise a new bucket starts. A
+///   parameter larger than S gets a bucket of its own. Every index appears exactly once.
+public func assignBuckets(sizes: [Int], capacity: Int) -> [[Int]] {
+    // TODO(Step1.3): walk the indices from last to first, filling a bucket while the next size
+    // fits and starting a new one when it does not. About ten lines. Until then: no buckets,
+    // so bucketed data parallelism reduces nothing.
+    Todo.reached("Step1.3", "assignBuckets (which parameters share a bucket)", lesson: "\(lesson)#task-13")
+    return []
+}
+
+/// One bucket: its parameters, where each one's gradient sits in the flat buffer, and the
+/// state of this step's reduction.
+public final class Bucket {
+    /// A parameter's place in the bucket: values `offset ..< offset + count` of `buffer`.
+    public struct Slot {
+        public let name: String
+        public let tensor: Tensor
+        public let offset: Int
+        public var count: Int { tensor.count }
+    }
+
+    public let index: Int
+    public let slots: [Slot]
+    /// The flat buffer the all-reduce works on: its address never moves, as MPI requires of a
+    /// non-blocking operation's memory. `[Σ P_k]`
+    public let buffer: FloatBuffer
+    /// How many of this bucket's gradients are final in the current backward pass.
+    var readyCount = 0
+    /// The reduction in flight, once launched; nil before launch and after the final wait.
+    var inFlight: InFlight?
+
+    init(index: Int, parameters: [(String, Tensor)]) {
+        var offset = 0
+        var slots: [Slot] = []
+        for (name, t) in parameters {
+            slots.append(Slot(name: name, tensor: t, offset: offset))
+            offset += t.count
+        }
+        self.index = index
+        self.slots = slots
+        buffer = FloatBuffer(count: offset)
+    }
+
+    /// Σ P_k, the values in the bucket.
+    public var count: Int { buffer.count }
+
+    /// Copies `slot`'s gradient (zeros if it has none) into its place in the buffer.
+    func pack(_ slot: Slot) {
+        buffer.withUnsafeMutableBufferPointer { b in
+            guard let base = b.baseAddress else { return }
+            if let g = slot.tensor.grad {
+                g.withUnsafeBufferPointer { src in
+                    base.advanced(by: slot.offset).update(from: src.baseAddress!, count: slot.count)
+                }
+            } else {
+                base.advanced(by: slot.offset).update(repeating: 0, count: slot.count)
+            }
+        }
+    }
+
+    /// Writes `scale ×` the buffer's values back into every slot's gradient.
+    func unpack(scale: Float) {
+        buffer.withUnsafeBufferPointer { b in
+            for slot in slots {
+                var g = [Float](repeating: 0, count: slot.count)                   // [P_k]
+                for j in 0..<slot.count { g[j] = b[slot.offset + j] * scale }
+                slot.tensor.grad = g
+            }
+        }
+    }
+}
+
+/// A launched all-reduce and its watcher: a communication queue waits on the request as soon as
+/// it is posted (as a GPU's communication stream would), so the time it completes is recorded
+/// while the rank computes, and MPI is driven to make progress in the background.
+final class InFlight: @unchecked Sendable {
+    let launched: Double
+    private(set) var completed: Double = 0
+    private var outcome: Result<Void, CommError>?
+    private let done = DispatchSemaphore(value: 0)
+
+    init(request: CommRequest<FloatBuffer>, on queue: DispatchQueue, launched: Double,
+         finished: @escaping (Double) -> Void) {
+        self.launched = launched
+        queue.async { [self] in
+            do throws(CommError) { try request.wait(); outcome = .success(()) } catch { outcome = .failure(error) }
+            completed = Timeline.now()
+            finished(completed)
+            done.signal()
+        }
+    }
+
+    /// Blocks until the reduction is complete; rethrows its error.
+    func wait() throws(CommError) {
+        done.wait()
+        if case .failure(let e) = outcome { throw e }
+    }
+}

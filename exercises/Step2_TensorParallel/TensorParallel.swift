@@ -1,1 +1,0 @@
-// Step 2: tensor parallelism. See Lessons/02-tensor-parallel.md.

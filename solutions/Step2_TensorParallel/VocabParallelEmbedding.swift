@@ -1,0 +1,75 @@
+// The embedding cut by vocabulary rows, and the LM head that shares (tied) or mirrors (untied)
+// that cut. Rank r owns tokens r·V/tp ..< (r+1)·V/tp.
+// Legend: B = batch, T = sequence, N = B·T tokens, C = hidden, V = vocabulary, tp = ranks.
+//
+//   embedding  E [V, C] cut by rows   rank r: E_r [V/tp, C]
+//   forward    h = g(masked lookup)   a token outside the shard contributes a zero row,
+//              the owner contributes its row, the all-reduce (g) puts the row on every rank.
+// ### References
+// Megatron-LM's VocabParallelEmbedding, https://github.com/NVIDIA/Megatron-LM
+
+import LessonKit
+import Llama
+import TensorCore
+
+/// `nn.Embedding(V, C)` cut by vocabulary rows.
+public final class VocabParallelEmbedding: EmbeddingLayer {
+    public let weight: Tensor          // [V/tp, C]
+    public let spec: ShardSpec
+    let group: TensorParallelGroup
+
+    /// The shard of a full embedding `[V, C]`.
+    public convenience init(sliceOf full: Tensor, group: TensorParallelGroup) throws {
+        let spec = try VocabParallelEmbedding.spec(full.shape, group)
+        self.init(shard: Tensor(shape: spec.shardShape, data: spec.slice(full.data), requiresGrad: true,
+                                name: full.name), spec: spec, group: group)
+    }
+
+    /// The shard drawn straight from the seed.
+    public convenience init(factory: ParameterFactory, name: String, vocab: Int, hidden: Int,
+                            group: TensorParallelGroup) throws {
+        let spec = try VocabParallelEmbedding.spec([vocab, hidden], group)
+        self.init(shard: factory.normal(name, fullCols: hidden, rows: spec.range, cols: 0..<hidden),
+                  spec: spec, group: group)                                  // [V/tp, C]
+    }
+
+    public init(shard: Tensor, spec: ShardSpec, group: TensorParallelGroup) {
+        precondition(shard.shape == spec.shardShape, "shard \(shard.shape) does not match \(spec)")
+        (weight, self.spec, self.group) = (shard, spec, group)
+    }
+
+    static func spec(_ shape: [Int], _ group: TensorParallelGroup) throws -> ShardSpec {
+        try TensorParallelError.checkDivides(group.size, [("vocab_size", shape[0])])
+        return ShardSpec(cut: .rows, fullShape: shape, rank: group.rank, size: group.size)
+    }
+
+    /// This rank's tokens: `vocabStart ..< vocabStart + V/tp`.
+    public var vocabRange: Range<Int> { spec.range }
+
+    /// ids `[B, T]` (full vocabulary) → `[B, T, C]`, the same on every rank.
+    public func forward(_ ids: [Int], shape: [Int]) -> Tensor {
+        let partial = VocabParallelEmbedding.maskedLookup(ids, shape: shape, weight: weight, vocab: vocabRange)
+        return reduceFromTensorParallelRegion(partial, group)          // [B, T, C] g: Σ over ranks
+    }
+
+    /// The rows of this rank's tokens, zeros for every other token: ids `[B, T]` → `[B, T, C]`.
+    /// Backward adds each owned token's gradient row into its shard row; others get nothing.
+    static func maskedLookup(_ ids: [Int], shape: [Int], weight: Tensor, vocab: Range<Int>) -> Tensor {
+        let c = weight.shape[1]
+        var y = [Float](repeating: 0, count: ids.count * c)           // [N, C]
+        for (i, id) in ids.enumerated() where vocab.contains(id) {
+            let row = id - vocab.lowerBound                            // local row of the shard
+            for j in 0..<c { y[i * c + j] = weight.data[row * c + j] }
+        }
+        return Tensor.custom(inputs: [weight], shape: shape + [c], data: y) { dy in   // dy [N, C]
+            var dw = [Float](repeating: 0, count: weight.count)       // [V/tp, C]
+            for (i, id) in ids.enumerated() where vocab.contains(id) {
+                let row = id - vocab.lowerBound
+                for j in 0..<c { dw[row * c + j] += dy[i * c + j] }
+            }
+            return [dw]
+        }
+    }
+
+    public var namedParameters: [(String, Tensor)] { [("weight", weight)] }
+}
