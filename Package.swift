@@ -68,6 +68,8 @@ let package = Package(
 
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed"]),
+        // Runs the built `picotron` as a user would (it depends on it so that it is built first).
+        .testTarget(name: "CLITests", dependencies: ["picotron"]),
         .testTarget(name: "Step1_DataParallelTests",
                     dependencies: ["Step1_DataParallel", "LessonKit", "TensorCore", "Distributed", "Llama", "Training"]),
         .testTarget(name: "Step2_TensorParallelTests",

@@ -32,12 +32,14 @@ struct Train: ParsableCommand {
     @Option(help: "Tokens per sequence (training.seq_length).") var seqLen: Int?
     @Option(help: "Data-parallel size (distributed.dp_size).") var dp: Int?
     @Option(help: "Tensor-parallel size (distributed.tp_size).") var tp: Int?
+    @Option(help: "Data-parallel all-reduce bucket size in MB (PyTorch DDP's default is 25).") var bucketMb: Double = 25
     @Option(help: "In-process ranks to start (default: dp × pp × cp × tp); ignored under mpirun.") var ranks: Int?
 
     @Option(help: "Folder for metrics, loss curve and checkpoints (default runs/<time>).") var outDir: String?
     @Option(help: "Metrics file, JSON lines (default <out-dir>/metrics.jsonl).") var metricsOut: String?
     @Option(help: "Checkpoint folder (checkpoint.save_dir; relative to --out-dir).") var saveDir: String?
     @Option(help: "Resume from a checkpoint, or the latest in a folder (checkpoint.load_path).") var loadPath: String?
+    @Option(help: "Print a progress line every N steps (logging.log_frequency).") var logEvery: Int?
     @Option(help: "Bytes to sample at the end (0: none).") var sample: Int = 300
 
     func run() throws {
@@ -46,22 +48,34 @@ struct Train: ParsableCommand {
                                              gradAccSteps: gradAcc, seqLength: seqLen, dp: dp, tp: tp,
                                              saveDir: saveDir, loadPath: loadPath, metricsFile: metricsOut))
         if let model { cfg.model.name = model }
+        if let logEvery { cfg.logging.logFrequency = logEvery }
         if let text { cfg.dataset.textFile = text; cfg.dataset.tokenFile = nil }
         if let tokenFile { cfg.dataset.tokenFile = tokenFile; cfg.dataset.textFile = nil }
         if let tokenDtype { cfg.dataset.tokenDType = tokenDtype }
         guard sample >= 0 else { throw ValidationError("--sample \(sample) must be ≥ 0") }
+        guard bucketMb > 0 else { throw ValidationError("--bucket-mb \(bucketMb) must be > 0") }
         try cfg.validate()
         for note in notes { print(note) }
         let modelConfig = try cfg.resolvedModelConfig()
         let dataset = try cfg.loadDataset()
         let runDir = URL(fileURLWithPath: outDir ?? "runs/\(Self.timestamp())")
         var options = cfg.trainOptions(runDir: runDir)
+        if cfg.distributed.tpSize > 1 {
+            // A checkpoint holds the whole model and its optimizer state; gathering tensor-parallel
+            // optimizer shards into it is not written yet, so such runs neither save nor resume.
+            guard options.loadPath == nil else {
+                throw ValidationError("checkpoint.load_path with tp_size \(cfg.distributed.tpSize): resuming a "
+                                      + "tensor-parallel run is not supported yet; resume with tp_size 1")
+            }
+            options.saveDir = nil
+            print("note: tp_size \(cfg.distributed.tpSize): this run writes no checkpoint (not supported yet with tensor parallelism)")
+        }
         if let advice = BLAS.kernelAdvice { print(advice) }
         options.peakGFLOPS = Throughput.measureSgemmPeak()
 
         let status = Launcher.run(ranks: Launcher.isUnderMPI ? nil : (ranks ?? cfg.worldSize)) { world in
             try Self.train(world: world, cfg: cfg, modelConfig: modelConfig, dataset: dataset, options: options,
-                           runDir: runDir, sample: sample)
+                           runDir: runDir, sample: sample, bucketMB: bucketMb)
         }
         if status != 0 { throw ExitCode(status) }
     }
@@ -73,19 +87,21 @@ struct Train: ParsableCommand {
 
     /// One rank's run: the grid, the model (parallelised), the loop, the sample.
     static func train(world: Communicator, cfg: PicotronConfig, modelConfig: LlamaConfig, dataset: TokenDataset,
-                      options: TrainOptions, runDir: URL, sample: Int) throws {
+                      options: TrainOptions, runDir: URL, sample: Int, bucketMB: Double) throws {
         let d = cfg.distributed
         let grid = try ProcessGrid(dp: d.dpSize, pp: d.ppSize, cp: d.cpSize, tp: d.tpSize, world: world)
         let out = RankPrinter(world)
-        let plan = try ParallelPlan.make(grid: grid, modelConfig: modelConfig, seed: UInt64(options.seed))
+        let plan = try ParallelPlan.make(grid: grid, modelConfig: modelConfig, seed: UInt64(options.seed),
+                                         bucketMB: bucketMB)
         out.rank0("model: \(cfg.model.name), \(plan.model.parameterCount) parameters on this rank; "
                   + "data: \(dataset.name), \(dataset.count) tokens")
         out.rank0(String(format: "grid: %@; %d steps × %d tokens; out: %@; sgemm peak %.1f GFLOP/s",
                          grid.description, options.steps, cfg.tokensPerStep, runDir.path, options.peakGFLOPS))
         let trainer = try Trainer(model: plan.model, dataset: dataset, options: options, parallel: plan.hooks)
         try trainer.run { out.rank0($0) }
-        guard grid.worldRank == 0, sample > 0, options.tokenizer == "byte",
-              modelConfig.vocabSize == ByteTokenizer.vocabSize, let full = plan.fullModel() else { return }
+        guard sample > 0, options.tokenizer == "byte", modelConfig.vocabSize == ByteTokenizer.vocabSize else { return }
+        let full = try plan.fullModel()   // a collective with tensor parallelism: every rank calls it
+        guard grid.worldRank == 0 else { return }
         print("\n--- sample (temperature 0.8, top-k 40) ---")
         let prompt = "ROMEO:"
         print(prompt, terminator: "")

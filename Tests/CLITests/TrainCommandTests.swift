@@ -1,0 +1,157 @@
+// `picotron train` as a user runs it: parallel runs match the single process, a resumed run
+// repeats the uninterrupted losses, and bad input ends with one clear message and a non-zero
+// status, never a crash, and never overwrites what was saved.
+
+import Foundation
+import XCTest
+
+final class TrainCommandTests: XCTestCase {
+    var tmp: URL!
+    override func setUp() {
+        tmp = FileManager.default.temporaryDirectory.appendingPathComponent("picotron-cli-\(UUID())")
+        try? FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+    }
+    override func tearDown() { try? FileManager.default.removeItem(at: tmp) }
+
+    /// A short run: 4 steps of 8 sequences × 32 bytes of the embedded corpus, no sample.
+    func quick(_ out: String, _ extra: [String] = []) -> [String] {
+        ["train", "--steps", "4", "--mbs", "8", "--seq-len", "32", "--sample", "0", "--log-every", "1",
+         "--out-dir", tmp.appendingPathComponent(out).path] + extra
+    }
+
+    func losses(_ out: String) throws -> [Double] {
+        try String(contentsOf: tmp.appendingPathComponent(out).appendingPathComponent("metrics.jsonl"), encoding: .utf8)
+            .split(separator: "\n").map { line in
+                let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+                return (object["loss"] as! NSNumber).doubleValue
+            }
+    }
+
+    // Tolerance: data and tensor parallel runs sum the same float32 terms in another order
+    // (all-reduce, split matmuls); over 4 AdamW steps the losses stay within ~1e-7 relative.
+    // 1e-5 leaves room for that and nothing else: a missing average or a wrong shard is off by 1e-2.
+    func assertSameLosses(_ a: [Double], _ b: [Double], _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(a.count, b.count, what, file: file, line: line)
+        for (i, (x, y)) in zip(a, b).enumerated() where abs(x - y) > 1e-5 * abs(y) {
+            XCTFail("\(what): step \(i + 1) loss \(x), single process \(y)", file: file, line: line)
+        }
+    }
+
+    func testDataAndTensorParallelRunsMatchTheSingleProcess() throws {
+        let single = try Picotron.run(quick("single"))
+        XCTAssertEqual(single.status, 0, single.output)
+        let dp = try Picotron.run(quick("dp", ["--dp", "2", "--mbs", "4"]))   // same global batch: 2 × 4
+        XCTAssertEqual(dp.status, 0, dp.output)
+        let tp = try Picotron.run(quick("tp", ["--tp", "2"]))
+        XCTAssertEqual(tp.status, 0, tp.output)
+        let both = try Picotron.run(quick("dptp", ["--dp", "2", "--tp", "2", "--mbs", "4"]))
+        XCTAssertEqual(both.status, 0, both.output)
+        let reference = try losses("single")
+        XCTAssertLessThan(reference.last!, reference.first!)
+        assertSameLosses(try losses("dp"), reference, "dp 2")
+        assertSameLosses(try losses("tp"), reference, "tp 2")
+        assertSameLosses(try losses("dptp"), reference, "dp 2 × tp 2")
+    }
+
+    func testResumePrintsExactlyTheLossesOfTheUninterruptedRun() throws {
+        let full = try Picotron.run(quick("full", ["--save-dir", "ckpt"]) + ["--config", try saveEveryTwoSteps()])
+        XCTAssertEqual(full.status, 0, full.output)
+        let checkpoint = tmp.appendingPathComponent("full/ckpt/step-000002").path
+        let resumed = try Picotron.run(quick("resumed", ["--load-path", checkpoint]) + ["--config", try saveEveryTwoSteps()])
+        XCTAssertEqual(resumed.status, 0, resumed.output)
+        XCTAssertEqual(try losses("resumed"), Array(try losses("full")[2...]), "a resumed run must print the same losses bit for bit")
+        let sample = try Picotron.run(["generate", "--checkpoint", tmp.appendingPathComponent("full/ckpt").path,
+                                       "--max-new-tokens", "20"])
+        XCTAssertEqual(sample.status, 0, sample.output)
+        XCTAssertTrue(sample.output.hasPrefix("ROMEO:"), sample.output)
+    }
+
+    /// A config with checkpoints every 2 steps (the rest as the quick run's flags say).
+    func saveEveryTwoSteps() throws -> String {
+        let url = tmp.appendingPathComponent("every2.json")
+        try Data(#"{"checkpoint": {"save_frequency": 2}}"#.utf8).write(to: url)
+        return url.path
+    }
+
+    func testBadInputGivesOneClearMessageAndANonZeroStatus() throws {
+        let broken = tmp.appendingPathComponent("broken.json")
+        try Data("{\"training\": {\"seq_length\": 64,}".utf8).write(to: broken)
+        let empty = tmp.appendingPathComponent("empty.txt")
+        try Data().write(to: empty)
+        let cases: [(args: [String], says: String)] = [
+            (["train", "--config", tmp.appendingPathComponent("nope.json").path], "nope.json"),
+            (["train", "--config", broken.path], "broken.json:1"),
+            (quick("a", ["--mbs", "0"]), "micro_batch_size"),
+            (quick("b", ["--seq-len", "1"]), "seq_length"),
+            (quick("c", ["--text", empty.path]), "empty.txt"),
+            (quick("d", ["--text", tmp.appendingPathComponent("missing.txt").path]), "missing.txt"),
+            (quick("e", ["--model", "no-such-model"]), "no-such-model"),
+            (quick("f", ["--tp", "3"]), "tp_size"),
+            (quick("g", ["--dp", "2", "--ranks", "3"]), "world size"),
+            (quick("h", ["--load-path", tmp.appendingPathComponent("nowhere").path]), "nowhere"),
+        ]
+        for (args, says) in cases {
+            let r = try Picotron.run(args)
+            XCTAssertNotEqual(r.status, 0, "\(args.joined(separator: " ")) should fail")
+            XCTAssertFalse(r.crashed, "\(args.joined(separator: " ")) crashed: \(r.output)")
+            XCTAssertTrue(r.output.contains(says), "\(args.joined(separator: " ")): the message should name \(says):\n\(r.output)")
+        }
+    }
+
+    func testASecondRunNeverOverwritesSavedCheckpoints() throws {
+        XCTAssertEqual(try Picotron.run(quick("kept")).status, 0)
+        let saved = tmp.appendingPathComponent("kept/ckpt/step-000004/model.safetensors")
+        let before = try Data(contentsOf: saved)
+        let again = try Picotron.run(quick("kept", ["--seed", "7"]))
+        XCTAssertNotEqual(again.status, 0)
+        XCTAssertTrue(again.output.contains("already holds checkpoints"), again.output)
+        XCTAssertEqual(try Data(contentsOf: saved), before, "the saved model must be left as it was")
+    }
+
+    func testAModelSeqLengthBeyondItsPositionsIsRefused() throws {
+        let dir = tmp.appendingPathComponent("hf")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let config = #"{"vocab_size": 256, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "#
+            + #""num_attention_heads": 4, "max_position_embeddings": 16, "model_type": "llama"}"#
+        try Data(config.utf8).write(to: dir.appendingPathComponent("config.json"))
+        let r = try Picotron.run(quick("pos", ["--model", dir.path]))
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.output.contains("max_position_embeddings 16"), r.output)
+    }
+}
+
+/// Runs the built `picotron` executable.
+enum Picotron {
+    struct Result { let status: Int32; let output: String; let crashed: Bool }
+
+    static var executable: URL {
+        // The test bundle sits in the build folder next to the executables.
+        var dir = Bundle.main.bundleURL
+        for _ in 0..<3 where !FileManager.default.fileExists(atPath: dir.appendingPathComponent("picotron").path) {
+            dir = dir.deletingLastPathComponent()
+        }
+        return dir.appendingPathComponent("picotron")
+    }
+
+    static func run(_ arguments: [String]) throws -> Result {
+        let exe = executable
+        guard FileManager.default.isExecutableFile(atPath: exe.path) else {
+            XCTFail("no picotron executable at \(exe.path): build it first (swift build)")
+            return Result(status: -1, output: "", crashed: false)
+        }
+        let process = Process()
+        process.executableURL = exe
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["OPENBLAS_NUM_THREADS"] = "1"
+        process.environment = environment
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, output: String(decoding: data, as: UTF8.self),
+                      crashed: process.terminationReason == .uncaughtSignal)
+    }
+}
