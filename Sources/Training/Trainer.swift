@@ -31,8 +31,9 @@ public struct TrainOptions: Sendable {
     public var logFrequency = 1
     /// "byte" when ids are bytes of text (generation can decode them), "external" otherwise.
     public var tokenizer = "byte"
-    /// This machine's measured sgemm peak in GFLOP/s, for MFU (0: MFU not reported).
-    public var peakGFLOPS = 0.0
+    /// The sgemm peak in GFLOP/s one rank can reach (the machine's measured peak divided among the
+    /// ranks sharing it), for MFU (0: MFU not reported).
+    public var peakGFLOPSPerRank = 0.0
 
     public init() {}
 }
@@ -47,8 +48,6 @@ public struct ParallelHooks {
     public var globalSquaredNorm: ([Tensor]) throws -> Double = { GradientClipping.localSquaredNorm($0) }
     /// Whether this rank prints, writes metrics and writes checkpoints.
     public var isMainRank = true
-    /// How many ranks share this machine's cores (MFU compares each rank with its share of the peak).
-    public var ranksPerMachine = 1
     public var worldSize = 1
 
     public init() {}
@@ -141,8 +140,9 @@ public final class Trainer {
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             if !all.isEmpty { elapsed += seconds; timedSteps += 1 }   // the ETA leaves out the warm-up step
             let tps = Double(tokensPerStep) / seconds
-            let perRankShare = options.peakGFLOPS / Double(max(parallel.ranksPerMachine, 1))
-            let mfu = perRankShare > 0 ? tps / Double(parallel.worldSize) * flopsPerToken / 1e9 / perRankShare : 0
+            // MFU: each rank's model FLOP rate against the peak one rank can reach.
+            let peak = options.peakGFLOPSPerRank
+            let mfu = peak > 0 ? tps / Double(parallel.worldSize) * flopsPerToken / 1e9 / peak : 0
             let m = StepMetrics(step: state.step, loss: loss, lr: lr, gradNorm: norm, tokensPerSecond: tps,
                                 tokensSeen: state.tokensSeen, mfu: mfu, memoryBytes: Throughput.residentBytes(), seconds: seconds)
             all.append(m)

@@ -24,13 +24,13 @@ struct CommBench: ParsableCommand {
     @Option(help: "In-process ranks when not started by mpirun (default 2).")
     var ranks: Int?
 
-    @Option(help: "Smallest buffer in bytes (default 4096).")
+    @Option(help: "Smallest buffer in bytes.")
     var minBytes: Int = 4096
 
-    @Option(help: "Largest buffer in bytes (default 67108864 = 64 MB); sizes go up by 4×.")
+    @Option(help: "Largest buffer in bytes (67108864 = 64 MB); sizes go up by 4×.")
     var maxBytes: Int = 64 << 20
 
-    @Option(help: "Timed repetitions per size; the best one counts (default 5).")
+    @Option(help: "Timed repetitions per size; the best one counts.")
     var reps: Int = 5
 
     func validate() throws {

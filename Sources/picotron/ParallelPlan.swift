@@ -25,7 +25,6 @@ struct ParallelPlan {
         var hooks = ParallelHooks()
         hooks.isMainRank = grid.worldRank == 0
         hooks.worldSize = grid.worldSize
-        hooks.ranksPerMachine = ranksPerMachine(worldSize: grid.worldSize)
 
         // Tensor parallelism: each rank builds only its shards, straight from the seed.
         let model: LlamaForCausalLM
@@ -61,13 +60,6 @@ struct ParallelPlan {
             return full
         }
         return ParallelPlan(model: model, hooks: hooks, fullModel: fullModel)
-    }
-
-    /// Ranks sharing this machine's cores: all of them in-process; under MPI, OpenMPI says.
-    static func ranksPerMachine(worldSize: Int) -> Int {
-        guard Launcher.isUnderMPI else { return worldSize }
-        let env = ProcessInfo.processInfo.environment
-        return (env["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? env["MPI_LOCALNRANKS"]).flatMap(Int.init) ?? 1
     }
 }
 

@@ -24,7 +24,7 @@ struct SelftestComm: ParsableCommand {
             Examples:
               picotron selftest comm --ranks 5
               mpirun -np 4 picotron selftest comm
-              mpirun -np 2 picotron selftest comm --fail-rank 1 --fail-mode exit   # must fail fast
+              mpirun -np 2 picotron selftest comm --fail-rank 1 --fail-mode exit
             """)
 
     enum FailMode: String, ExpressibleByArgument, CaseIterable {
@@ -34,7 +34,7 @@ struct SelftestComm: ParsableCommand {
     @Option(help: "In-process ranks when not started by mpirun (default 4). Under mpirun: omit, or the -np value.")
     var ranks: Int?
 
-    @Option(help: "Floats in the large-buffer checks (default 4194304, i.e. 16 MB).")
+    @Option(help: "Floats in the large-buffer checks (4194304 floats = 16 MB).")
     var largeCount: Int = 1 << 22
 
     @Option(help: "In-process only: seconds a rank waits for a peer before the run fails (default 300).")

@@ -71,9 +71,19 @@ struct Train: ParsableCommand {
             print("note: tp_size \(cfg.distributed.tpSize): this run writes no checkpoint (not supported yet with tensor parallelism)")
         }
         if let advice = BLAS.kernelAdvice { print(advice) }
-        options.peakGFLOPS = Throughput.measureSgemmPeak()
+        let inProcessRanks = ranks ?? cfg.worldSize
+        if !Launcher.isUnderMPI {
+            // In-process ranks share this machine: measure it whole, then give each rank its share.
+            options.peakGFLOPSPerRank = Throughput.measureSgemmPeak() / Double(inProcessRanks)
+        }
 
-        let status = Launcher.run(ranks: Launcher.isUnderMPI ? nil : (ranks ?? cfg.worldSize)) { world in
+        let status = Launcher.run(ranks: Launcher.isUnderMPI ? nil : inProcessRanks) { world in
+            var options = options
+            if Launcher.isUnderMPI {
+                // Each process measures what it can reach with its own BLAS threads, while the
+                // processes on the same machine do the same: its share of the machine.
+                options.peakGFLOPSPerRank = Throughput.measureSgemmPeak()
+            }
             try Self.train(world: world, cfg: cfg, modelConfig: modelConfig, dataset: dataset, options: options,
                            runDir: runDir, sample: sample, bucketMB: bucketMb)
         }
@@ -95,8 +105,8 @@ struct Train: ParsableCommand {
                                          bucketMB: bucketMB)
         out.rank0("model: \(cfg.model.name), \(plan.model.parameterCount) parameters on this rank; "
                   + "data: \(dataset.name), \(dataset.count) tokens")
-        out.rank0(String(format: "grid: %@; %d steps × %d tokens; out: %@; sgemm peak %.1f GFLOP/s",
-                         grid.description, options.steps, cfg.tokensPerStep, runDir.path, options.peakGFLOPS))
+        out.rank0(String(format: "grid: %@; %d steps × %d tokens; out: %@; sgemm peak per rank %.1f GFLOP/s",
+                         grid.description, options.steps, cfg.tokensPerStep, runDir.path, options.peakGFLOPSPerRank))
         let trainer = try Trainer(model: plan.model, dataset: dataset, options: options, parallel: plan.hooks)
         try trainer.run { out.rank0($0) }
         guard sample > 0, options.tokenizer == "byte", modelConfig.vocabSize == ByteTokenizer.vocabSize else { return }
