@@ -1,2 +1,5 @@
 // OpenBLAS's CBLAS interface plus the two thread-control calls it declares.
 #include <cblas.h>
+
+// glibc's allocator tuning (mallopt), used to keep freed activation buffers for reuse.
+#include <malloc.h>

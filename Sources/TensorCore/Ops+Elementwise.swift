@@ -12,13 +12,12 @@ extension Tensor {
         checkSameShape("add", a, b)
         let n = a.count
         let y = a.withValues { pa in b.withValues { pb in
-            uninitializedFloats(n) { py in for i in 0..<n { py[i] = pa[i] + pb[i] } }
+            uninitializedFloats(n) { py in parallelRanges(n) { r in for i in r { py[i] = pa[i] + pb[i] } } }
         } }
         return result(a.shape, y, parents: [a, b]) { out in
-            out.withGrad { g in
-                a.accumulateGrad { ga in for i in 0..<n { ga[i] += g[i] } }
-                b.accumulateGrad { gb in for i in 0..<n { gb[i] += g[i] } }
-            }
+            // The gradient passes to both unchanged (shared, not copied, where it is the first).
+            a.accumulateGrad(out.grad!)
+            b.accumulateGrad(out.grad!)
         }
     }
 

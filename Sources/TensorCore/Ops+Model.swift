@@ -27,37 +27,52 @@ extension Tensor {
     }
 
     /// RMSNorm as Llama computes it: y = w ⊙ x / sqrt(mean(x²) + eps), over the last dim.
-    /// x `[.., C]`, weight `[C]`.
+    /// x `[.., C]`, weight `[C]`. Rows are independent, so they are split across cores.
     public static func rmsNorm(_ x: Tensor, weight: Tensor, eps: Float) -> Tensor {
         let (n, c) = x.rowsAndColumns
         precondition(weight.shape == [c], "rmsNorm: weight \(weight.shape) does not match features \(c)")
+        let grain = max(1, 16_384 / max(c, 1))
         var inv = [Float](repeating: 0, count: n)          // [N] 1 / rms, saved for backward
-        let y = x.withValues { px in weight.withValues { w in uninitializedFloats(n * c) { py in
-            for r in 0..<n {
-                let row = px + r * c, out = py + r * c
-                var ss: Float = 0
-                for j in 0..<c { ss += row[j] * row[j] }
-                let ir = 1 / (ss / Float(c) + eps).squareRoot()
-                inv[r] = ir
-                for j in 0..<c { out[j] = w[j] * (row[j] * ir) }
-            }
-        } } }
+        let y = inv.withUnsafeMutableBufferPointer { pinv in
+            x.withValues { px in weight.withValues { w in uninitializedFloats(n * c) { py in
+                parallelRanges(n, grain: grain) { rows in
+                    for r in rows {
+                        let row = px + r * c, out = py + r * c
+                        let ir = 1 / (vectorDot(row, row, c) / Float(c) + eps).squareRoot()
+                        pinv[r] = ir
+                        for j in 0..<c { out[j] = w[j] * (row[j] * ir) }
+                    }
+                }
+            } } }
+        }
         return result(x.shape, y, parents: [x, weight]) { out in
             out.withGrad { g in x.withValues { px in weight.withValues { w in
                 // dx = r · (w⊙g) − r³/C · x · Σ(w⊙g⊙x);  dw = Σ_rows g ⊙ x · r
                 x.accumulateGrad { gx in
-                    for r in 0..<n {
-                        let row = px + r * c, gr = g + r * c, ir = inv[r]
-                        var dot: Float = 0
-                        for j in 0..<c { dot += w[j] * gr[j] * row[j] }
-                        let k = ir * ir * ir * dot / Float(c)
-                        for j in 0..<c { gx[r * c + j] += ir * w[j] * gr[j] - k * row[j] }
+                    parallelRanges(n, grain: grain) { rows in
+                        for r in rows {
+                            let row = px + r * c, gr = g + r * c, ir = inv[r]
+                            var dot: Float = 0
+                            for j in 0..<c { dot += w[j] * gr[j] * row[j] }
+                            let k = ir * ir * ir * dot / Float(c)
+                            for j in 0..<c { gx[r * c + j] += ir * w[j] * gr[j] - k * row[j] }
+                        }
                     }
                 }
                 weight.accumulateGrad { gw in
-                    for r in 0..<n {
-                        let row = px + r * c, gr = g + r * c, ir = inv[r]
-                        for j in 0..<c { gw[j] += gr[j] * row[j] * ir }
+                    // Each core sums its rows into its own partial; partials are added in a fixed
+                    // order, so the result does not depend on thread timing.
+                    let parts = max(1, min(coreCount, n / grain))
+                    var partial = [Float](repeating: 0, count: parts * c)
+                    partial.withUnsafeMutableBufferPointer { pp in
+                        parallelFor(parts) { part in
+                            let acc = pp.baseAddress! + part * c
+                            for r in (part * n / parts)..<((part + 1) * n / parts) {
+                                let row = px + r * c, gr = g + r * c, ir = inv[r]
+                                for j in 0..<c { acc[j] += gr[j] * row[j] * ir }
+                            }
+                        }
+                        for part in 0..<parts { for j in 0..<c { gw[j] += pp[part * c + j] } }
                     }
                 }
             } } }
@@ -106,18 +121,21 @@ extension Tensor {
         let half = hs / 2
         func rotate(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, sign: Float, accumulate: Bool) {
             table.cos.withUnsafeBufferPointer { cb in table.sin.withUnsafeBufferPointer { sb in
-                for bi in 0..<b { for ti in 0..<t {
-                    let cs = cb.baseAddress! + ti * half, sn = sb.baseAddress! + ti * half
-                    for h in 0..<heads {
-                        let o = ((bi * t + ti) * heads + h) * hs
-                        for i in 0..<half {
-                            let x1 = src[o + i], x2 = src[o + i + half], s = sign * sn[i]
-                            let y1 = x1 * cs[i] - x2 * s, y2 = x2 * cs[i] + x1 * s
-                            if accumulate { dst[o + i] += y1; dst[o + i + half] += y2 }
-                            else { dst[o + i] = y1; dst[o + i + half] = y2 }
+                parallelRanges(b * t, grain: max(1, 16_384 / max(heads * hs, 1))) { tokens in
+                    for token in tokens {   // token = bi · T + ti
+                        let ti = token % t
+                        let cs = cb.baseAddress! + ti * half, sn = sb.baseAddress! + ti * half
+                        for h in 0..<heads {
+                            let o = (token * heads + h) * hs
+                            for i in 0..<half {
+                                let x1 = src[o + i], x2 = src[o + i + half], s = sign * sn[i]
+                                let y1 = x1 * cs[i] - x2 * s, y2 = x2 * cs[i] + x1 * s
+                                if accumulate { dst[o + i] += y1; dst[o + i + half] += y2 }
+                                else { dst[o + i] = y1; dst[o + i + half] = y2 }
+                            }
                         }
                     }
-                } }
+                }
             } }
         }
         let y = withValues { px in uninitializedFloats(count) { py in rotate(px, py, sign: 1, accumulate: false) } }

@@ -102,7 +102,20 @@ extension Tensor {
         grad!.withUnsafeMutableBufferPointer { body($0.baseAddress!) }
     }
 
-    /// Adds `values` (same count) into the gradient.
+    /// Like `accumulateGrad(_:)`, but tells `body` whether the gradient was just created: then
+    /// its memory is uninitialised and `body` must write (not add) every element. Saves zeroing
+    /// a buffer only to add into it, e.g. a matrix product writes with beta = 0 instead of 1.
+    public func accumulateGrad(_ body: (UnsafeMutablePointer<Float>, _ fresh: Bool) -> Void) {
+        guard requiresGrad else { return }
+        if grad == nil {
+            grad = uninitializedFloats(data.count) { body($0, true) }
+            return
+        }
+        grad!.withUnsafeMutableBufferPointer { body($0.baseAddress!, false) }
+    }
+
+    /// Adds `values` (same count) into the gradient; the first contribution is kept as it is
+    /// (no copy: arrays are copy-on-write), so pass-through backwards (reshape, add) cost nothing.
     public func accumulateGrad(_ values: [Float]) {
         precondition(values.count == data.count,
                      "gradient for \(name)\(shape) has \(values.count) values, expected \(data.count)")

@@ -49,6 +49,7 @@ struct Bench: ParsableCommand {
             }
             return (name, c)
         }
+        keepFreedMemoryForReuse()
         BLAS.setThreads(threads ?? ProcessInfo.processInfo.activeProcessorCount)
         let peak = Throughput.measureSgemmPeak()
         if !json {

@@ -43,6 +43,7 @@ struct Train: ParsableCommand {
     @Option(help: "Bytes to sample at the end (0: none).") var sample: Int = 300
 
     func run() throws {
+        keepFreedMemoryForReuse()
         var (cfg, notes) = try loadConfig()
         cfg.apply(overrides: ConfigOverrides(steps: steps, seed: seed, learningRate: lr, microBatchSize: mbs,
                                              gradAccSteps: gradAcc, seqLength: seqLen, dp: dp, tp: tp,
