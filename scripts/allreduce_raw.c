@@ -5,11 +5,14 @@
  * per size, a fresh zeroed buffer, 3 warm-up calls, then 5 repetitions of (MPI_Barrier, `iters` back-to-back
  * in-place float sum all-reduces timed with CLOCK_MONOTONIC); the time per call is the best
  * repetition's mean, maximum over ranks. Same thread level as the Swift runtime
- * (MPI_THREAD_MULTIPLE); pass "single" as the first argument to use plain MPI_Init instead.
+ * (MPI_THREAD_MULTIPLE).
  *
  * Build and run:
  *   mpicc -O2 -o allreduce_raw scripts/allreduce_raw.c
- *   OMPI_MCA_pml=ob1 mpirun -np 2 ./allreduce_raw
+ *   OMPI_MCA_pml=ob1 mpirun -np 2 ./allreduce_raw [reps] [single]
+ *   OMPI_MCA_pml=ob1 mpirun -np 2 picotron comm-bench [--reps reps]
+ * `reps` (default 5) matches comm-bench's --reps; more reps see through a busy machine.
+ * "single" initialises with plain MPI_Init, to measure what the thread level costs.
  */
 #include <mpi.h>
 #include <stdio.h>
@@ -24,8 +27,12 @@ static double now(void) {
 }
 
 int main(int argc, char **argv) {
-    int provided = 0;
-    if (argc > 1 && strcmp(argv[1], "single") == 0) {
+    int provided = 0, reps = 5, single = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "single") == 0) single = 1;
+        else if (atoi(argv[i]) > 0) reps = atoi(argv[i]);
+    }
+    if (single) {
         MPI_Init(&argc, &argv);
     } else {
         MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
@@ -35,7 +42,6 @@ int main(int argc, char **argv) {
     MPI_Comm_size(MPI_COMM_WORLD, &size);
 
     const long min_bytes = 4096, max_bytes = 64L << 20;
-    const int reps = 5;
     if (rank == 0) {
         printf("# raw MPI_Allreduce (sum, in place), %d ranks, best of %d reps\n", size, reps);
         printf("%12s%12s%12s%12s%12s\n", "bytes", "iters", "us/call", "algbw GB/s", "busbw GB/s");

@@ -38,7 +38,9 @@ extension Tensor {
 
     /// Registers a hook that fires during `backward()` as soon as this leaf's gradient is
     /// complete for that backward pass (all its consumers have contributed). The hook receives
-    /// the tensor itself; read `grad` from it (it is the accumulated gradient).
+    /// the tensor itself; read `grad` from it (it is the accumulated gradient). A leaf that is in
+    /// the graph but received no gradient (a custom backward returned nil for it) still gets its
+    /// hook, with `grad == nil`: read that as zero, so that a bucket waiting for it completes.
     public func onGradReady(_ hook: @escaping (Tensor) -> Void) {
         gradReadyHooks.append(hook)
     }
