@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# `picotron train` under mpirun prints the losses of a single process on the same global batch:
+# data parallel (dp 2), tensor parallel (tp 2) and both (dp 2 × tp 2 on 4 processes).
+# Usage: scripts/ci-train-mpi.sh BUILD_DIR   (the folder holding the built picotron)
+set -euo pipefail
+bin="${1:?usage: scripts/ci-train-mpi.sh BUILD_DIR}/picotron"
+out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT
+[ "$(id -u)" = 0 ] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_pml="${OMPI_MCA_pml:-ob1}"
+
+# 4 steps of 8 sequences × 32 bytes; the parallel runs split the same 8 sequences.
+common=(train --steps 4 --seq-len 32 --sample 0 --log-every 1)
+"$bin" "${common[@]}" --mbs 8 --out-dir "$out/single" >/dev/null
+losses() { sed -E 's/.*"loss":([-0-9.e+]+).*/\1/' "$out/$1/metrics.jsonl"; }
+
+status=0
+check() {   # name, np, flags…
+  local name=$1 np=$2; shift 2
+  timeout 300 mpirun -np "$np" --oversubscribe "$bin" "${common[@]}" "$@" --out-dir "$out/$name" >"$out/$name.log" 2>&1 \
+    || { echo "FAIL: mpirun -np $np picotron train $*: exit $?"; tail -5 "$out/$name.log"; status=1; return; }
+  # Same float32 terms summed in another order: within 1e-5 relative (a missing average or a
+  # wrong shard is off by 1e-2).
+  if paste <(losses "$name") <(losses single) | awk '{ d = $1 - $2; if (d < 0) d = -d; if (d > 1e-5 * $2) bad = 1 } END { exit bad }'; then
+    echo "ok: mpirun -np $np picotron train $* prints the single-process losses: $(losses "$name" | tr '\n' ' ')"
+  else
+    echo "FAIL: mpirun -np $np picotron train $*: losses $(losses "$name" | tr '\n' ' ') vs single $(losses single | tr '\n' ' ')"
+    status=1
+  fi
+}
+check dp 2 --dp 2 --mbs 4
+check tp 2 --tp 2 --mbs 8
+check dptp 4 --dp 2 --tp 2 --mbs 4
+exit $status
