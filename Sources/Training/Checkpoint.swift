@@ -30,6 +30,38 @@ public struct TrainerState: Codable, Sendable, Equatable {
     public var tokenizer: String
 }
 
+/// What a checkpoint holds, for the whole model whatever the parallel layout that trained it:
+/// a tensor-parallel run gathers its shards into this before writing and slices it after reading,
+/// so any layout can resume any checkpoint.
+public struct CheckpointContents {
+    public var config: LlamaConfig
+    /// Every parameter in full, in `namedParameters` order.
+    public var parameters: [(name: String, shape: [Int], values: [Float])]
+    /// AdamW's state for each parameter, same order.
+    public var optimizer: [AdamW.State]
+    public var trainer: TrainerState
+
+    public init(config: LlamaConfig, parameters: [(name: String, shape: [Int], values: [Float])],
+                optimizer: [AdamW.State], trainer: TrainerState) {
+        (self.config, self.parameters, self.optimizer, self.trainer) = (config, parameters, optimizer, trainer)
+    }
+
+    /// A single-process model's contents (its parameters are whole).
+    public init(model: LlamaForCausalLM, optimizer: AdamW, trainer: TrainerState) {
+        self.init(config: model.config, parameters: model.namedParameters.map { ($0.0, $0.1.shape, $0.1.data) },
+                  optimizer: optimizer.state, trainer: trainer)
+    }
+
+    /// Puts the contents into a single-process model and its optimizer.
+    public func install(into model: LlamaForCausalLM, optimizer: AdamW) throws {
+        for ((name, p), saved) in zip(model.namedParameters, parameters) {
+            precondition(name == saved.name && p.count == saved.values.count, "checkpoint order differs at \(name)")
+            p.data = saved.values
+        }
+        try optimizer.restore(self.optimizer)
+    }
+}
+
 public enum Checkpoint {
     /// `step-000100`: sorts by step.
     public static func directoryName(step: Int) -> String { String(format: "step-%06d", step) }
@@ -56,39 +88,51 @@ public enum Checkpoint {
         return latest
     }
 
-    /// Writes a checkpoint of `model` and `optimizer` into `saveDir/step-NNNNNN`.
+    /// Writes `contents` into `saveDir/step-NNNNNN`.
     @discardableResult
-    public static func save(model: LlamaForCausalLM, optimizer: AdamW, state: TrainerState, to saveDir: URL) throws -> URL {
+    public static func save(_ contents: CheckpointContents, to saveDir: URL) throws -> URL {
         let fm = FileManager.default
         try fm.createDirectory(at: saveDir, withIntermediateDirectories: true)
-        let final = saveDir.appendingPathComponent(directoryName(step: state.step))
+        let final = saveDir.appendingPathComponent(directoryName(step: contents.trainer.step))
         guard !fm.fileExists(atPath: final.path) else {
             throw TrainingError.checkpoint("\(final.path) already exists and is kept as it is; "
                                            + "choose another checkpoint.save_dir or remove it")
         }
         let temporary = saveDir.appendingPathComponent(".\(final.lastPathComponent).\(UUID().uuidString).tmp")
         defer { try? fm.removeItem(at: temporary) }   // gone after the rename; cleans up after a failure
-        try model.save(directory: temporary)
-        let moments = zip(model.namedParameters, optimizer.state).flatMap { named, s in
-            [(name: "exp_avg." + named.0, shape: named.1.shape, values: s.expAvg),
-             (name: "exp_avg_sq." + named.0, shape: named.1.shape, values: s.expAvgSq)]
+        try fm.createDirectory(at: temporary, withIntermediateDirectories: true)
+        try contents.config.save(to: temporary)
+        try SafeTensorsWriter.write(contents.parameters, metadata: ["format": "pt"],
+                                    to: temporary.appendingPathComponent(SafeTensorsCheckpoint.singleFileName))
+        let moments = zip(contents.parameters, contents.optimizer).flatMap { p, s in
+            [(name: "exp_avg." + p.name, shape: p.shape, values: s.expAvg),
+             (name: "exp_avg_sq." + p.name, shape: p.shape, values: s.expAvgSq)]
         }
         try SafeTensorsWriter.write(moments, to: temporary.appendingPathComponent("optimizer.safetensors"))
+        var trainer = contents.trainer
+        trainer.optimizerSteps = contents.optimizer.map(\.step)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(state).write(to: temporary.appendingPathComponent("trainer_state.json"), options: .atomic)
+        try encoder.encode(trainer).write(to: temporary.appendingPathComponent("trainer_state.json"), options: .atomic)
         try fm.moveItem(at: temporary, to: final)
         return final
     }
 
-    /// Loads a checkpoint into an existing `model` and `optimizer` of the same architecture.
-    public static func load(from directory: URL, into model: LlamaForCausalLM, optimizer: AdamW) throws -> TrainerState {
+    /// Writes a checkpoint of a single-process `model` and `optimizer`.
+    @discardableResult
+    public static func save(model: LlamaForCausalLM, optimizer: AdamW, state: TrainerState, to saveDir: URL) throws -> URL {
+        try save(CheckpointContents(model: model, optimizer: optimizer, trainer: state), to: saveDir)
+    }
+
+    /// Reads a checkpoint written for a model of architecture `config` (parameter names and
+    /// shapes as `reference` lists them: a freshly built full model of that config).
+    public static func read(from directory: URL, reference: LlamaForCausalLM) throws -> CheckpointContents {
         let saved = try LlamaConfig.load(from: directory.appendingPathComponent("config.json"))
-        if let difference = describeDifference(saved, model.config) {
+        if let difference = describeDifference(saved, reference.config) {
             throw TrainingError.checkpoint("\(directory.path) is from a different model (\(difference)); "
                                            + "resume with the model it was trained with, or start without load_path")
         }
-        try model.loadParameters(from: SafeTensorsCheckpoint(directory: directory))
+        let weights = try SafeTensorsCheckpoint(directory: directory)
         let data: Data
         do { data = try Data(contentsOf: directory.appendingPathComponent("trainer_state.json")) } catch {
             throw TrainingError.checkpoint("\(directory.path) has no readable trainer_state.json: it is not a training checkpoint")
@@ -97,18 +141,35 @@ public enum Checkpoint {
         do { state = try JSONDecoder().decode(TrainerState.self, from: data) } catch {
             throw TrainingError.checkpoint("\(directory.path)/trainer_state.json is malformed: \(error)")
         }
-        let moments = try SafeTensorsFile(contentsOf: directory.appendingPathComponent("optimizer.safetensors"))
-        guard state.optimizerSteps.count == model.namedParameters.count else {
+        let names = reference.namedParameters
+        guard state.optimizerSteps.count == names.count else {
             throw TrainingError.checkpoint("\(directory.path): optimizer state for \(state.optimizerSteps.count) "
-                                           + "parameters, the model has \(model.namedParameters.count)")
+                                           + "parameters, the model has \(names.count)")
         }
-        var restored = [AdamW.State]()
-        for ((name, _), steps) in zip(model.namedParameters, state.optimizerSteps) {
-            restored.append(AdamW.State(step: steps, expAvg: try moments.floats("exp_avg." + name),
-                                        expAvgSq: try moments.floats("exp_avg_sq." + name)))
+        let moments = try SafeTensorsFile(contentsOf: directory.appendingPathComponent("optimizer.safetensors"))
+        var parameters = [(name: String, shape: [Int], values: [Float])]()
+        var optimizer = [AdamW.State]()
+        for ((name, p), steps) in zip(names, state.optimizerSteps) {
+            let info = try weights.info(name)
+            guard info.shape == p.shape else {
+                throw TrainingError.checkpoint("\(directory.path): \(name) has shape \(info.shape), the model \(p.shape)")
+            }
+            parameters.append((name, p.shape, try weights.floats(name)))
+            let (m, v) = (try moments.floats("exp_avg." + name), try moments.floats("exp_avg_sq." + name))
+            guard m.count == p.count, v.count == p.count else {
+                throw TrainingError.checkpoint("\(directory.path): optimizer state of \(name) has \(m.count) values, "
+                                               + "the parameter \(p.count)")
+            }
+            optimizer.append(AdamW.State(step: steps, expAvg: m, expAvgSq: v))
         }
-        try optimizer.restore(restored)
-        return state
+        return CheckpointContents(config: saved, parameters: parameters, optimizer: optimizer, trainer: state)
+    }
+
+    /// Loads a checkpoint into a single-process `model` and `optimizer` of the same architecture.
+    public static func load(from directory: URL, into model: LlamaForCausalLM, optimizer: AdamW) throws -> TrainerState {
+        let contents = try read(from: directory, reference: model)
+        try contents.install(into: model, optimizer: optimizer)
+        return contents.trainer
     }
 
     /// The first architectural field in which two configs differ, or nil.

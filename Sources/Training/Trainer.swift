@@ -48,6 +48,11 @@ public struct ParallelHooks {
     public var globalSquaredNorm: ([Tensor]) throws -> Double = { GradientClipping.localSquaredNorm($0) }
     /// Whether this rank prints, writes metrics and writes checkpoints.
     public var isMainRank = true
+    /// For a model whose parameters are shards (tensor parallelism): the whole model's
+    /// checkpoint contents from this rank's (a collective: every rank calls it), and the way
+    /// back, this rank's shards from whole contents. Nil: the parameters are whole.
+    public var gatherCheckpoint: ((_ local: CheckpointContents) throws -> CheckpointContents)?
+    public var scatterCheckpoint: ((_ whole: CheckpointContents, _ model: LlamaForCausalLM, _ optimizer: AdamW) throws -> Void)?
     public var worldSize = 1
 
     public init() {}
@@ -74,7 +79,14 @@ public final class Trainer {
         var loaderState: LoaderState?
         if let path = o.loadPath {
             let dir = try Checkpoint.resolve(path)
-            state = try Checkpoint.load(from: dir, into: model, optimizer: optimizer)
+            // Checkpoints hold the whole model; a sharded model takes its slices of it.
+            let whole = try Checkpoint.read(from: dir, reference: LlamaForCausalLM(config: model.config, seed: 0))
+            if let scatter = parallel.scatterCheckpoint {
+                try scatter(whole, model, optimizer)
+            } else {
+                try whole.install(into: model, optimizer: optimizer)
+            }
+            state = whole.trainer
             guard state.step < o.steps else {
                 throw TrainingError.checkpoint("\(dir.path) is at step \(state.step), and the run is \(o.steps) steps: "
                                                + "nothing left to do; raise training.total_train_steps (--steps)")
@@ -156,9 +168,9 @@ public final class Trainer {
                 throw TrainingError.data("the loss is \(loss) at step \(state.step): training diverged; "
                                          + "lower the learning rate (--lr) or raise warmup")
             }
-            if let dir = options.saveDir, parallel.isMainRank,
+            if let dir = options.saveDir,
                state.step == options.steps || (options.saveFrequency > 0 && state.step % options.saveFrequency == 0) {
-                try save(to: dir)
+                try save(to: dir)   // every rank: gathering shards is a collective
                 log("checkpoint: \(dir.appendingPathComponent(Checkpoint.directoryName(step: state.step)).path)")
             }
         }
@@ -171,10 +183,11 @@ public final class Trainer {
         return all
     }
 
-    /// Writes a checkpoint of the current state.
+    /// Writes a checkpoint of the current state. Every rank calls it; the main rank writes.
     public func save(to dir: URL) throws {
-        var s = state
-        s.optimizerSteps = optimizer.state.map(\.step)
-        try Checkpoint.save(model: model, optimizer: optimizer, state: s, to: dir)
+        let local = CheckpointContents(model: model, optimizer: optimizer, trainer: state)
+        let whole = try parallel.gatherCheckpoint?(local) ?? local
+        guard parallel.isMainRank else { return }
+        try Checkpoint.save(whole, to: dir)
     }
 }

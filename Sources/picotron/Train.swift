@@ -61,16 +61,6 @@ struct Train: ParsableCommand {
         let dataset = try cfg.loadDataset()
         let runDir = URL(fileURLWithPath: outDir ?? "runs/\(Self.timestamp())")
         var options = cfg.trainOptions(runDir: runDir)
-        if cfg.distributed.tpSize > 1 {
-            // A checkpoint holds the whole model and its optimizer state; gathering tensor-parallel
-            // optimizer shards into it is not written yet, so such runs neither save nor resume.
-            guard options.loadPath == nil else {
-                throw ValidationError("checkpoint.load_path with tp_size \(cfg.distributed.tpSize): resuming a "
-                                      + "tensor-parallel run is not supported yet; resume with tp_size 1")
-            }
-            options.saveDir = nil
-            print("note: tp_size \(cfg.distributed.tpSize): this run writes no checkpoint (not supported yet with tensor parallelism)")
-        }
         if let advice = BLAS.kernelAdvice { print(advice) }
         let inProcessRanks = ranks ?? cfg.worldSize
         if !Launcher.isUnderMPI {

@@ -66,6 +66,21 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertTrue(sample.output.hasPrefix("ROMEO:"), sample.output)
     }
 
+    func testTensorParallelCheckpointsResumeUnderAnyLayout() throws {
+        let every2 = try saveEveryTwoSteps()
+        let full = try Picotron.run(quick("tpfull", ["--tp", "2", "--config", every2]))
+        XCTAssertEqual(full.status, 0, full.output)
+        let step2 = tmp.appendingPathComponent("tpfull/ckpt/step-000002").path
+        // The checkpoint holds the whole model: transformers' layout, loadable as it is.
+        XCTAssertTrue(FileManager.default.fileExists(atPath: step2 + "/model.safetensors"))
+        let sameLayout = try Picotron.run(quick("tp2", ["--tp", "2", "--load-path", step2, "--config", every2]))
+        XCTAssertEqual(sameLayout.status, 0, sameLayout.output)
+        XCTAssertEqual(try losses("tp2"), Array(try losses("tpfull")[2...]), "tp 2 resumed from a tp 2 checkpoint")
+        let single = try Picotron.run(quick("tp1", ["--load-path", step2, "--config", every2]))
+        XCTAssertEqual(single.status, 0, single.output)
+        assertSameLosses(try losses("tp1"), Array(try losses("tpfull")[2...]), "one process resumed from a tp 2 checkpoint")
+    }
+
     /// A config with checkpoints every 2 steps (the rest as the quick run's flags say).
     func saveEveryTwoSteps() throws -> String {
         let url = tmp.appendingPathComponent("every2.json")
