@@ -145,15 +145,19 @@ extension LlamaConfig {
         guard let data = try? Data(contentsOf: file) else {
             throw ModelFileError(.io, file: file.path, problem: "cannot read it")
         }
-        guard let json = ModelFileJSON.parse(data) else {
-            throw ModelFileError(.malformed, file: file.path, problem: "not valid JSON", fix: "Check the syntax")
+        let bytes = [UInt8](data)
+        let json: JSONValue
+        do { json = try JSONParser.parse(bytes) } catch let error as JSONSyntaxError {
+            let (line, column) = error.location(in: bytes)
+            throw ModelFileError(.malformed, file: file.path, problem: "not valid JSON at line \(line), column \(column): "
+                                 + error.message, fix: "Check the syntax")
         }
         return try LlamaConfig(json: json, source: file.path)
     }
 
     /// Builds a config from parsed JSON, checking each key's type and then the sizes together.
-    init(json: ModelFileJSON, source: String) throws {
-        guard case .object(let object) = json else {
+    init(json: JSONValue, source: String) throws {
+        guard let object = json.objectValue else {
             throw ModelFileError(.malformed, file: source, problem: "the top level is \(json.summary), not an object")
         }
         let keys = ConfigKeys(object: object, source: source)
@@ -191,7 +195,7 @@ extension LlamaConfig {
 
     /// Decodable through the same checks as `load(from:)`; errors become `DecodingError.dataCorrupted`.
     public init(from decoder: Decoder) throws {
-        let json = try ModelFileJSON(from: decoder)
+        let json = try JSONValue(from: decoder)
         do {
             try self.init(json: json, source: "config.json")
         } catch let error as ModelFileError {
@@ -261,13 +265,13 @@ struct JSONKey: CodingKey, ExpressibleByStringLiteral {
 /// Typed access to the keys of a config.json object. Absent and `null` both mean "use the default";
 /// a present value of the wrong JSON type is an error naming the key path, the expected and the found.
 struct ConfigKeys {
-    let object: [String: ModelFileJSON]
+    let object: [String: JSONValue]
     let source: String
 
-    func value(_ key: String, in parent: String? = nil) throws -> (path: String, value: ModelFileJSON)? {
+    func value(_ key: String, in parent: String? = nil) throws -> (path: String, value: JSONValue)? {
         guard let parent else { return object[key].flatMap { $0 == .null ? nil : (key, $0) } }
         guard let outer = object[parent], outer != .null else { return nil }
-        guard case .object(let inner) = outer else { throw mistyped(parent, "an object", outer) }
+        guard let inner = outer.objectValue else { throw mistyped(parent, "an object", outer) }
         return inner[key].flatMap { $0 == .null ? nil : ("\(parent).\(key)", $0) }
     }
 
@@ -305,7 +309,7 @@ struct ConfigKeys {
 
     /// A key this model has no choice about (activation, biases): other values are refused, not ignored,
     /// because silently ignoring them would load a different model than the file describes.
-    func requireUnsupported(_ key: String, equal expected: ModelFileJSON, _ why: String) throws {
+    func requireUnsupported(_ key: String, equal expected: JSONValue, _ why: String) throws {
         guard let (path, v) = try value(key), v != expected else { return }
         throw ModelFileError(.unsupported, file: source,
                              problem: "key \"\(path)\" is \(v.summary), but only \(expected.summary) "
@@ -325,7 +329,7 @@ struct ConfigKeys {
         }
     }
 
-    private func mistyped(_ path: String, _ expected: String, _ found: ModelFileJSON) -> ModelFileError {
+    private func mistyped(_ path: String, _ expected: String, _ found: JSONValue) -> ModelFileError {
         ModelFileError(.invalidConfig, file: source,
                        problem: "key \"\(path)\": expected \(expected), found \(found.summary)")
     }

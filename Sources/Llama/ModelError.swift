@@ -1,5 +1,4 @@
-// ModelError.swift: the one error type of model file I/O (safetensors, checkpoints, config.json),
-// and the small JSON value both formats are read through.
+// ModelError.swift: the one error type of model file I/O (safetensors, checkpoints, config.json).
 //
 // Why one error type: a user who points `picotron` at the wrong directory should read one line that
 // names the file, the problem and the fix, whichever of the three readers noticed it first.
@@ -50,94 +49,8 @@ public struct ModelFileError: Error, Sendable, Equatable, CustomStringConvertibl
     public var errorDescription: String? { description }
 }
 
-/// A parsed JSON value. The readers walk it by hand (instead of `Decodable` structs) so every error can
-/// name the exact key path, what was expected and what was found.
-indirect enum ModelFileJSON: Decodable, Sendable, Equatable {
-    case null
-    case bool(Bool)
-    /// An integral number (`576`, also `576.0`); kept exact, unlike a `Double`, for byte offsets.
-    case int(Int64)
-    case double(Double)
-    case string(String)
-    case array([ModelFileJSON])
-    case object([String: ModelFileJSON])
-
-    /// Parses `data`, or returns nil when it is not JSON. Nesting depth is bounded by the decoder,
-    /// so a hostile `[[[[...` throws instead of overflowing the stack.
-    static func parse(_ data: Data) -> ModelFileJSON? {
-        try? JSONDecoder().decode(ModelFileJSON.self, from: data)
-    }
-
-    init(from decoder: Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        // Order matters: Bool before numbers (strict in JSONDecoder), Int64 before Double (exactness).
-        if c.decodeNil() {
-            self = .null
-        } else if let b = try? c.decode(Bool.self) {
-            self = .bool(b)
-        } else if let i = try? c.decode(Int64.self) {
-            self = .int(i)
-        } else if let d = try? c.decode(Double.self) {
-            self = .double(d)
-        } else if let s = try? c.decode(String.self) {
-            self = .string(s)
-        } else if let a = try? c.decode([ModelFileJSON].self) {
-            self = .array(a)
-        } else {
-            self = .object(try c.decode([String: ModelFileJSON].self))
-        }
-    }
-
-    var intValue: Int? {
-        if case .int(let i) = self { return Int(exactly: i) }
-        return nil
-    }
-
-    var doubleValue: Double? {
-        switch self {
-        case .int(let i): return Double(i)
-        case .double(let d): return d
-        default: return nil
-        }
-    }
-
-    var stringValue: String? {
-        if case .string(let s) = self { return s }
-        return nil
-    }
-
-    /// Strings, numbers and booleans as text (index metadata such as `"total_size": 538090408`).
-    var scalarText: String? {
-        switch self {
-        case .string(let s): return s
-        case .int(let i): return "\(i)"
-        case .double(let d): return "\(d)"
-        case .bool(let b): return "\(b)"
-        default: return nil
-        }
-    }
-
-    var objectValue: [String: ModelFileJSON]? {
-        if case .object(let o) = self { return o }
-        return nil
-    }
-
-    /// A short phrase for error messages: `the string "576"`, `the number 1.5`, `an array of 3 values`.
-    var summary: String {
-        switch self {
-        case .null: return "null"
-        case .bool(let b): return "\(b)"
-        case .int(let i): return "the number \(i)"
-        case .double(let d): return "the number \(d)"
-        case .string(let s): return "the string \(quoted(s))"
-        case .array(let a): return "an array of \(a.count) value" + (a.count == 1 ? "" : "s")
-        case .object(let o): return "an object with \(o.count) key" + (o.count == 1 ? "" : "s")
-        }
-    }
-}
-
 /// `"text"`, truncated so a hostile 1 MB string cannot flood an error message.
-func quoted(_ s: String, limit: Int = 80) -> String {
+public func quoted(_ s: String, limit: Int = 80) -> String {
     s.count <= limit ? "\"\(s)\"" : "\"\(s.prefix(limit))...\""
 }
 

@@ -77,10 +77,10 @@ public struct SafeTensorsFile: Sendable {
                       "The file is truncated; download or write it again")
         }
         let headerEnd = 8 + Int(n)
-        guard let json = ModelFileJSON.parse(data.subdata(in: 8..<headerEnd)) else {
+        guard let json = JSONValue.parse(data.subdata(in: 8..<headerEnd)) else {
             throw bad("the \(n)-byte header is not valid JSON", "The file is corrupted or is not a safetensors file")
         }
-        guard case .object(let header) = json else {
+        guard let header = json.objectValue else {
             throw bad("the header is \(json.summary), not a JSON object of tensors")
         }
         var entries: [String: Entry] = [:]
@@ -184,8 +184,8 @@ public struct SafeTensorsFile: Sendable {
 
     // MARK: Validation at open
 
-    private static func parseMetadata(_ value: ModelFileJSON, file: String) throws -> [String: String] {
-        guard case .object(let o) = value else {
+    private static func parseMetadata(_ value: JSONValue, file: String) throws -> [String: String] {
+        guard let o = value.objectValue else {
             throw malformed(file, "\"__metadata__\" is \(value.summary), not an object of strings")
         }
         var out: [String: String] = [:]
@@ -200,10 +200,10 @@ public struct SafeTensorsFile: Sendable {
     }
 
     /// Checks one header entry against the rules of the format and the real buffer length.
-    private static func parseEntry(_ name: String, _ value: ModelFileJSON, bufferLength: Int,
+    private static func parseEntry(_ name: String, _ value: JSONValue, bufferLength: Int,
                                    file: String) throws -> Entry {
         let t = "tensor \(quoted(name))"
-        guard case .object(let o) = value else { throw malformed(file, "\(t) is \(value.summary), not an object") }
+        guard let o = value.objectValue else { throw malformed(file, "\(t) is \(value.summary), not an object") }
         guard let dt = o["dtype"] else { throw malformed(file, "\(t) has no \"dtype\"") }
         guard let dtypeName = dt.stringValue else {
             throw malformed(file, "\(t): \"dtype\" is \(dt.summary), not a string")

@@ -83,7 +83,7 @@ public struct SafeTensorsCheckpoint: Sendable {
         guard let data = try? Data(contentsOf: url) else {
             throw ModelFileError(.io, file: url.path, problem: "cannot read it")
         }
-        guard let json = ModelFileJSON.parse(data) else { throw bad("not valid JSON") }
+        guard let json = JSONValue.parse(data) else { throw bad("not valid JSON") }
         guard let top = json.objectValue else { throw bad("the index is \(json.summary), not a JSON object") }
         guard let mapValue = top["weight_map"] else { throw bad("the index has no \"weight_map\"") }
         guard let map = mapValue.objectValue else {

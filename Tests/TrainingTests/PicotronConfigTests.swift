@@ -198,7 +198,7 @@ final class PicotronConfigTests: XCTestCase {
             let url = try write(text)
             assertThrows([url.path + message]) { _ = try PicotronConfig.load(from: url) }
         }
-        let json = try ConfigJSONParser.parse(Array(#"{"s": "caf\u00e9 \ud83d\ude00 \"q\" \n", "x": -1.5e2}"#.utf8))
+        let json = try JSONParser.parse(Array(#"{"s": "caf\u00e9 \ud83d\ude00 \"q\" \n", "x": -1.5e2}"#.utf8))
         guard case .string(let s)? = json["s"], case .double(let x)? = json["x"] else { return XCTFail("\(json)") }
         XCTAssertEqual(s, "café 😀 \"q\" \n")
         XCTAssertEqual(x, -150)
@@ -361,8 +361,8 @@ final class PicotronConfigTests: XCTestCase {
 
         // Every key of picotron's template is in the file (null where picotron writes null), keys sorted.
         let text = try String(contentsOf: file, encoding: .utf8)
-        let written = try ConfigJSONParser.parse(Array(text.utf8))
-        let template = try ConfigJSONParser.parse(Array(Self.picotronTemplate.utf8))
+        let written = try JSONParser.parse(Array(text.utf8))
+        let template = try JSONParser.parse(Array(Self.picotronTemplate.utf8))
         guard case .object(let sections) = template else { return XCTFail("template is not an object") }
         for (section, value) in sections {
             guard case .object(let keys) = value else { continue }

@@ -6,16 +6,17 @@
 // Absent keys and `null` keep the default, except for optional keys where `null` means "none" (picotron
 // writes `"max_tokens": null`). A present value of the wrong JSON type is an error, never a silent default.
 import Foundation
+import Llama
 
 /// A JSON scalar a config key can hold, and the phrase an error uses for it.
 protocol ConfigScalar {
     static var expected: String { get }
-    init?(json: ConfigJSON)
+    init?(json: JSONValue)
 }
 
 extension Int: ConfigScalar {
     static var expected: String { "an integer" }
-    init?(json: ConfigJSON) {
+    init?(json: JSONValue) {
         switch json {
         case .int(let i): self = i
         case .double(let d): guard let i = Int(exactly: d) else { return nil }; self = i   // 4.0 is 4
@@ -26,7 +27,7 @@ extension Int: ConfigScalar {
 
 extension Double: ConfigScalar {
     static var expected: String { "a number" }
-    init?(json: ConfigJSON) {
+    init?(json: JSONValue) {
         switch json {
         case .int(let i): self = Double(i)
         case .double(let d): self = d
@@ -37,7 +38,7 @@ extension Double: ConfigScalar {
 
 extension String: ConfigScalar {
     static var expected: String { "a string" }
-    init?(json: ConfigJSON) {
+    init?(json: JSONValue) {
         guard case .string(let s) = json else { return nil }
         self = s
     }
@@ -45,7 +46,7 @@ extension String: ConfigScalar {
 
 extension Bool: ConfigScalar {
     static var expected: String { "true or false" }
-    init?(json: ConfigJSON) {
+    init?(json: JSONValue) {
         guard case .bool(let b) = json else { return nil }
         self = b
     }
@@ -55,10 +56,10 @@ extension Bool: ConfigScalar {
 struct ConfigReader<Key: CodingKey & CaseIterable> {
     /// The section's name, the first part of every key path in a message.
     let section: String
-    let members: [(key: String, value: ConfigJSON)]
+    let members: [(key: String, value: JSONValue)]
 
     /// Reads a section; `json` must be an object (or null: an empty section).
-    init(section: String, json: ConfigJSON) throws {
+    init(section: String, json: JSONValue) throws {
         self.section = section
         switch json {
         case .object(let m): members = m
@@ -67,7 +68,7 @@ struct ConfigReader<Key: CodingKey & CaseIterable> {
         }
     }
 
-    private func present(_ key: Key) -> ConfigJSON? {
+    private func present(_ key: Key) -> JSONValue? {
         members.last { $0.key == key.stringValue }?.value
     }
 
@@ -83,12 +84,12 @@ struct ConfigReader<Key: CodingKey & CaseIterable> {
         value = isNull(json) ? nil : try convert(json, key)
     }
 
-    private func isNull(_ json: ConfigJSON) -> Bool {
+    private func isNull(_ json: JSONValue) -> Bool {
         if case .null = json { return true }
         return false
     }
 
-    private func convert<T: ConfigScalar>(_ json: ConfigJSON, _ key: Key) throws -> T {
+    private func convert<T: ConfigScalar>(_ json: JSONValue, _ key: Key) throws -> T {
         guard let v = T(json: json) else {
             throw TrainingError.config("\(section).\(key.stringValue): expected \(T.expected), found \(json.summary)")
         }

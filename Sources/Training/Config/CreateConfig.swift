@@ -7,6 +7,7 @@
 // must be a preset or a local directory (no Hub download), and an existing config is never deleted
 // (picotron removes the whole experiment directory) unless `force` is set; only config.json is replaced.
 import Foundation
+import Llama
 
 /// create_config.py's arguments, same names and meanings; defaults are picotron's except model and seq_len.
 public struct CreateConfigOptions: Sendable, Equatable {
@@ -53,7 +54,7 @@ extension PicotronConfig {
     /// create_single_config(): the config the options describe, validated, with the model's counts filled in.
     public init(creating o: CreateConfigOptions) throws {
         guard !o.expName.isEmpty, !o.expName.contains("/") else {
-            throw TrainingError.config("--exp_name \(quote(o.expName)) must be a non-empty name without '/'")
+            throw TrainingError.config("--exp_name \(quoted(o.expName)) must be a non-empty name without '/'")
         }
         self.init()
         environment.hfToken = o.hfToken

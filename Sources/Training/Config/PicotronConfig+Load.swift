@@ -7,6 +7,7 @@
 //   error    malformed JSON (with line:column), a value of the wrong type (with its path, the expected
 //            type and the value found), or a value that breaks a rule (see +Validate.swift).
 import Foundation
+import Llama
 
 extension PicotronConfig {
     /// Reads, checks and validates a picotron config file. `notes` holds one line per note
@@ -27,10 +28,10 @@ extension PicotronConfig {
             throw TrainingError.config("\(path): cannot read the file (check its permissions)")
         }
         let bytes = [UInt8](data)
-        let json: ConfigJSON
+        let json: JSONValue
         do {
-            json = try ConfigJSONParser.parse(bytes)
-        } catch let error as ConfigJSONSyntaxError {
+            json = try JSONParser.parse(bytes)
+        } catch let error as JSONSyntaxError {
             let (line, column) = error.location(in: bytes)
             throw TrainingError.config("\(path):\(line):\(column): malformed JSON: \(error.message)")
         }
@@ -47,11 +48,11 @@ extension PicotronConfig {
     /// Decodable through the same reader as `load(from:)` (warnings are dropped; validation is not run).
     public init(from decoder: Decoder) throws {
         var warnings: [String] = []
-        try self.init(json: ConfigJSON(from: decoder), warnings: &warnings)
+        try self.init(json: JSONValue(from: decoder), warnings: &warnings)
     }
 
     /// Reads every section; unknown sections and keys become warnings, wrong types throw.
-    init(json: ConfigJSON, warnings: inout [String]) throws {
+    init(json: JSONValue, warnings: inout [String]) throws {
         self.init()
         guard case .object(let sections) = json else {
             throw TrainingError.config("the top level must be an object of sections "
@@ -88,7 +89,7 @@ extension PicotronConfig {
 
     /// Reads one section into `value`; returns its unknown-key warnings.
     private static func read<S, K: CodingKey & CaseIterable>(
-        _ value: inout S, _ keys: K.Type, _ section: CodingKeys, _ json: ConfigJSON,
+        _ value: inout S, _ keys: K.Type, _ section: CodingKeys, _ json: JSONValue,
         _ body: (inout S, ConfigReader<K>) throws -> Void
     ) throws -> [String] {
         let reader = try ConfigReader<K>(section: section.rawValue, json: json)
@@ -131,11 +132,11 @@ extension PicotronConfig {
             note("distributed.use_cpu", "false", "this implementation always runs on the CPU")
         }
         if !["gloo", "mpi"].contains(distributed.backend.lowercased()) {
-            note("distributed.backend", quote(distributed.backend), "ignored (picotron also derives it from use_cpu); "
+            note("distributed.backend", quoted(distributed.backend), "ignored (picotron also derives it from use_cpu); "
                  + "ranks talk through MPI under mpirun, or are threads of one process")
         }
         if model.dtype.lowercased() != "float32" {
-            note("model.dtype", quote(model.dtype), "this CPU implementation trains in float32")
+            note("model.dtype", quoted(model.dtype), "this CPU implementation trains in float32")
         }
         if model.useFlashAttention {
             note("model.use_flash_attention", "true", "flash attention is a GPU kernel; the fused causal "
@@ -150,14 +151,14 @@ extension PicotronConfig {
         }
         if dataset.textFile == nil, dataset.tokenFile == nil,
            !Dataset.embeddedNames.contains(dataset.name.lowercased()) {
-            note("dataset.name", quote(dataset.name), "Hub datasets are not downloaded; training uses the embedded "
+            note("dataset.name", quoted(dataset.name), "Hub datasets are not downloaded; training uses the embedded "
                  + "Shakespeare corpus. Set dataset.token_file or dataset.text_file to train on your own data")
         }
         if let subset = dataset.subsetName {
-            note("dataset.subset_name", quote(subset), "ignored (a Hub dataset option)")
+            note("dataset.subset_name", quoted(subset), "ignored (a Hub dataset option)")
         }
         if dataset.split != "train" {
-            note("dataset.split", quote(dataset.split), "ignored; the whole corpus or file is the training split")
+            note("dataset.split", quoted(dataset.split), "ignored; the whole corpus or file is the training split")
         }
         if dataset.numWorkers > 0 {
             note("dataset.num_workers", "\(dataset.numWorkers)", "batches are cut on the training thread")
@@ -174,7 +175,7 @@ extension PicotronConfig {
             note("environment.TOKENIZERS_PARALLELISM", "\"true\"", "ignored; there is no threaded tokenizer here")
         }
         if environment.flashAtten != "0" {
-            note("environment.FLASH_ATTEN", quote(environment.flashAtten), "ignored; flash attention is a GPU "
+            note("environment.FLASH_ATTEN", quoted(environment.flashAtten), "ignored; flash attention is a GPU "
                  + "kernel, the fused causal attention kernel is used")
         }
         if environment.hfToken != nil {   // never print the token itself

@@ -28,7 +28,7 @@ extension PicotronConfig {
             let url = URL(fileURLWithPath: name)
             let file = url.appendingPathComponent("config.json")
             guard isDirectory.boolValue, FileManager.default.fileExists(atPath: file.path) else {
-                throw TrainingError.config("model.name \(quote(name)) exists but is not a directory holding a "
+                throw TrainingError.config("model.name \(quoted(name)) exists but is not a directory holding a "
                                            + "config.json; point it at a Hugging Face model directory or use a "
                                            + "preset (\(Self.presetList))")
             }
@@ -45,7 +45,7 @@ extension PicotronConfig {
                 + "(e.g. `huggingface-cli download \(name) --local-dir models/\(lastPart)`) and set model.name to "
                 + "that local directory"
             : ""
-        throw TrainingError.config("model.name \(quote(name)) is neither a built-in preset (\(Self.presetList)) "
+        throw TrainingError.config("model.name \(quoted(name)) is neither a built-in preset (\(Self.presetList)) "
                                    + "nor a local directory with a config.json.\(hub)")
     }
 
@@ -59,7 +59,7 @@ extension PicotronConfig {
             base = LlamaConfig.preset(named: name)!
         case .directory(let url):
             do { base = try LlamaConfig.load(from: url) } catch {
-                throw TrainingError.config("model.name \(quote(model.name)): \(error)")
+                throw TrainingError.config("model.name \(quoted(model.name)): \(error)")
             }
             // A pretrained model has seen positions up to its max_position_embeddings only.
             if training.seqLength > base.maxPositionEmbeddings {
@@ -85,7 +85,7 @@ extension PicotronConfig {
             headDim: reshaped ? nil : base.headDim, rmsNormEps: base.rmsNormEps, ropeTheta: base.ropeTheta,
             maxPositionEmbeddings: training.seqLength, tieWordEmbeddings: base.tieWordEmbeddings,
             initializerRange: base.initializerRange)
-        do { try config.validate(source: "model \(quote(model.name)) with the config's overrides") } catch {
+        do { try config.validate(source: "model \(quoted(model.name)) with the config's overrides") } catch {
             throw TrainingError.config("\(error)")
         }
         let tp = distributed.tpSize, pp = distributed.ppSize

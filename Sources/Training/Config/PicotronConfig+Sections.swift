@@ -4,6 +4,7 @@
 // because picotron's train.py reads them with `config[...][...]` and would fail on a missing key.
 // Our extensions are left out when unset.
 import Foundation
+import Llama
 
 extension PicotronConfig {
     // MARK: training
@@ -76,7 +77,7 @@ extension PicotronConfig {
 
         public init(from decoder: Decoder) throws {
             self.init()
-            try read(ConfigReader(section: "training", json: ConfigJSON(from: decoder)))
+            try read(ConfigReader(section: "training", json: JSONValue(from: decoder)))
         }
 
         public func encode(to encoder: Encoder) throws {
@@ -136,7 +137,7 @@ extension PicotronConfig {
 
         public init(from decoder: Decoder) throws {
             self.init()
-            try read(ConfigReader(section: "dataset", json: ConfigJSON(from: decoder)))
+            try read(ConfigReader(section: "dataset", json: JSONValue(from: decoder)))
         }
 
         public func encode(to encoder: Encoder) throws {
@@ -171,7 +172,7 @@ extension PicotronConfig {
 
         public init(from decoder: Decoder) throws {
             self.init()
-            try read(ConfigReader(section: "checkpoint", json: ConfigJSON(from: decoder)))
+            try read(ConfigReader(section: "checkpoint", json: JSONValue(from: decoder)))
         }
     }
 
@@ -206,7 +207,7 @@ extension PicotronConfig {
 
         public init(from decoder: Decoder) throws {
             self.init()
-            try read(ConfigReader(section: "logging", json: ConfigJSON(from: decoder)))
+            try read(ConfigReader(section: "logging", json: JSONValue(from: decoder)))
         }
 
         public func encode(to encoder: Encoder) throws {
@@ -247,7 +248,7 @@ extension PicotronConfig {
 
         public init(from decoder: Decoder) throws {
             self.init()
-            try read(ConfigReader(section: "environment", json: ConfigJSON(from: decoder)))
+            try read(ConfigReader(section: "environment", json: JSONValue(from: decoder)))
         }
 
         public func encode(to encoder: Encoder) throws {

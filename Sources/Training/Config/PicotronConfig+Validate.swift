@@ -3,6 +3,7 @@
 //
 // Rules that need the model (heads divisible by tp, layers ≥ pp) are checked by `resolvedModelConfig()`.
 import Foundation
+import Llama
 
 extension PicotronConfig {
     /// Throws `TrainingError.config` listing every broken rule; `load(from:)` calls it, and callers that
@@ -18,8 +19,8 @@ extension PicotronConfig {
             check(value > 0 && value.isFinite, "\(path) is \(value), but it must be a positive number (\(why))")
         }
         func oneOf(_ path: String, _ value: String, _ allowed: [String]) {
-            check(allowed.contains(value), "\(path) is \(quote(value)), but it must be one of "
-                  + allowed.map { quote($0) }.joined(separator: ", "))
+            check(allowed.contains(value), "\(path) is \(quoted(value)), but it must be one of "
+                  + allowed.map { quoted($0) }.joined(separator: ", "))
         }
 
         // distributed
@@ -82,7 +83,7 @@ extension PicotronConfig {
         atLeast("checkpoint.save_frequency", checkpoint.saveFrequency, 0, "0 never saves")
         atLeast("logging.log_frequency", logging.logFrequency, 1, "steps between printed lines")
         if let threads = environment.ompNumThreads {
-            check((environment.threadsPerProcess ?? 0) >= 1, "environment.OMP_NUM_THREADS is \(quote(threads)), "
+            check((environment.threadsPerProcess ?? 0) >= 1, "environment.OMP_NUM_THREADS is \(quoted(threads)), "
                   + "but it must be a positive whole number in a string, e.g. \"1\", or null for automatic")
         }
 

@@ -16,6 +16,7 @@
 // huggingface/picotron: template/base_config.json, create_config.py, train.py
 
 import Foundation
+import Llama
 
 public struct PicotronConfig: Codable, Sendable, Equatable {
     public var distributed = Distributed()
@@ -73,7 +74,7 @@ public struct PicotronConfig: Codable, Sendable, Equatable {
 
         public init(from decoder: Decoder) throws {
             self.init()
-            try read(ConfigReader(section: "distributed", json: ConfigJSON(from: decoder)))
+            try read(ConfigReader(section: "distributed", json: JSONValue(from: decoder)))
         }
 
         public func encode(to encoder: Encoder) throws {
@@ -134,7 +135,7 @@ public struct PicotronConfig: Codable, Sendable, Equatable {
 
         public init(from decoder: Decoder) throws {
             self.init()
-            try read(ConfigReader(section: "model", json: ConfigJSON(from: decoder)))
+            try read(ConfigReader(section: "model", json: JSONValue(from: decoder)))
         }
 
         /// Unset overrides are left out: picotron tests `"num_hidden_layers" in config["model"]`.

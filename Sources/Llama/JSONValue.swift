@@ -1,4 +1,5 @@
-// ConfigJSON.swift: the small JSON value a picotron config is read through, and its parser.
+// JSONValue.swift: the one JSON value every reader walks (config.json, safetensors headers and
+// indexes, picotron configs), and its parser.
 //
 // Why our own parser: Foundation's JSONDecoder on Linux says only "The given data was not valid JSON",
 // without a line or a column, and it cannot tell the reader which keys were present or what a mistyped
@@ -7,37 +8,37 @@
 import Foundation
 
 /// A parsed JSON value. Objects keep their members in file order (duplicates are kept; the last wins).
-indirect enum ConfigJSON: Sendable, Decodable {
+public indirect enum JSONValue: Sendable, Decodable, Equatable {
     case null
     case bool(Bool)
     /// An integral literal without fraction or exponent that fits an `Int` (`4`, not `4.0` or `4e0`).
     case int(Int)
     case double(Double)
     case string(String)
-    case array([ConfigJSON])
-    case object([(key: String, value: ConfigJSON)])
+    case array([JSONValue])
+    case object([(key: String, value: JSONValue)])
 
     /// The value of `key` in an object (the last one when repeated), or nil.
-    subscript(key: String) -> ConfigJSON? {
+    public subscript(key: String) -> JSONValue? {
         guard case .object(let members) = self else { return nil }
         return members.last { $0.key == key }?.value
     }
 
     /// A short phrase for error messages: `the string "4"`, `the number 1.5`, `an object with 3 keys`.
-    var summary: String {
+    public var summary: String {
         switch self {
         case .null: return "null"
         case .bool(let b): return "\(b)"
         case .int(let i): return "the number \(i)"
         case .double(let d): return "the number \(d)"
-        case .string(let s): return "the string " + quote(s)
+        case .string(let s): return "the string " + quoted(s)
         case .array(let a): return "an array of \(a.count) value" + (a.count == 1 ? "" : "s")
         case .object(let o): return "an object with \(o.count) key" + (o.count == 1 ? "" : "s")
         }
     }
 
     /// Through any `Decoder` (so `JSONDecoder().decode(PicotronConfig.self, ...)` works too).
-    init(from decoder: Decoder) throws {
+    public init(from decoder: Decoder) throws {
         let c = try decoder.singleValueContainer()
         // Order matters: Bool before numbers, Int before Double (exactness).
         if c.decodeNil() { self = .null
@@ -45,23 +46,21 @@ indirect enum ConfigJSON: Sendable, Decodable {
         } else if let i = try? c.decode(Int.self) { self = .int(i)
         } else if let d = try? c.decode(Double.self) { self = .double(d)
         } else if let s = try? c.decode(String.self) { self = .string(s)
-        } else if let a = try? c.decode([ConfigJSON].self) { self = .array(a)
+        } else if let a = try? c.decode([JSONValue].self) { self = .array(a)
         } else {
-            let members = try c.decode([String: ConfigJSON].self).sorted { $0.key < $1.key }
+            let members = try c.decode([String: JSONValue].self).sorted { $0.key < $1.key }
             self = .object(members.map { ($0.key, $0.value) })
         }
     }
 }
 
-/// `"text"`, cut at 80 characters so a pasted blob cannot flood a message.
-func quote(_ s: String) -> String { s.count <= 80 ? "\"\(s)\"" : "\"\(s.prefix(80))...\"" }
 
 /// A syntax error at a byte offset; `location(in:)` turns the offset into 1-based line and column.
-struct ConfigJSONSyntaxError: Error {
-    let message: String
-    let offset: Int
+public struct JSONSyntaxError: Error {
+    public let message: String
+    public let offset: Int
 
-    func location(in bytes: [UInt8]) -> (line: Int, column: Int) {
+    public func location(in bytes: [UInt8]) -> (line: Int, column: Int) {
         let before = bytes.prefix(offset)
         let line = before.reduce(1) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
         let column = offset - (before.lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? 0) + 1
@@ -70,16 +69,16 @@ struct ConfigJSONSyntaxError: Error {
 }
 
 /// A recursive-descent parser of RFC 8259 JSON (no comments, no trailing commas), depth-limited.
-struct ConfigJSONParser {
+public struct JSONParser {
     private let b: [UInt8]
     private var i = 0
     private var depth = 0
     private static let maxDepth = 64
 
-    static func parse(_ bytes: [UInt8]) throws -> ConfigJSON {
-        var p = ConfigJSONParser(b: bytes)
+    public static func parse(_ bytes: [UInt8]) throws -> JSONValue {
+        var p = JSONParser(b: bytes)
         p.skipSpace()
-        guard p.i < bytes.count else { throw ConfigJSONSyntaxError(message: "the file is empty", offset: 0) }
+        guard p.i < bytes.count else { throw JSONSyntaxError(message: "the file is empty", offset: 0) }
         let value = try p.value()
         p.skipSpace()
         guard p.i == bytes.count else { throw p.fail("unexpected text after the closing of the top-level value") }
@@ -88,7 +87,7 @@ struct ConfigJSONParser {
 
     private init(b: [UInt8]) { self.b = b }
 
-    private func fail(_ message: String) -> ConfigJSONSyntaxError { ConfigJSONSyntaxError(message: message, offset: i) }
+    private func fail(_ message: String) -> JSONSyntaxError { JSONSyntaxError(message: message, offset: i) }
 
     private var found: String {
         guard i < b.count else { return "the end of the file" }
@@ -106,7 +105,7 @@ struct ConfigJSONParser {
         i += 1
     }
 
-    private mutating func value() throws -> ConfigJSON {
+    private mutating func value() throws -> JSONValue {
         skipSpace()
         guard i < b.count else { throw fail("expected a value, found the end of the file") }
         switch b[i] {
@@ -126,16 +125,16 @@ struct ConfigJSONParser {
         }
     }
 
-    private mutating func nested(_ body: (inout ConfigJSONParser) throws -> ConfigJSON) throws -> ConfigJSON {
+    private mutating func nested(_ body: (inout JSONParser) throws -> JSONValue) throws -> JSONValue {
         depth += 1
         defer { depth -= 1 }
         guard depth <= Self.maxDepth else { throw fail("nesting deeper than \(Self.maxDepth) levels") }
         return try body(&self)
     }
 
-    private mutating func object() throws -> ConfigJSON {
+    private mutating func object() throws -> JSONValue {
         i += 1  // {
-        var members: [(key: String, value: ConfigJSON)] = []
+        var members: [(key: String, value: JSONValue)] = []
         skipSpace()
         if i < b.count, b[i] == UInt8(ascii: "}") { i += 1; return .object(members) }
         while true {
@@ -156,9 +155,9 @@ struct ConfigJSONParser {
         }
     }
 
-    private mutating func array() throws -> ConfigJSON {
+    private mutating func array() throws -> JSONValue {
         i += 1  // [
-        var values: [ConfigJSON] = []
+        var values: [JSONValue] = []
         skipSpace()
         if i < b.count, b[i] == UInt8(ascii: "]") { i += 1; return .array(values) }
         while true {
@@ -180,7 +179,7 @@ struct ConfigJSONParser {
         i += bytes.count
     }
 
-    private mutating func number() throws -> ConfigJSON {
+    private mutating func number() throws -> JSONValue {
         let start = i
         func digits() -> Int { let s = i; while i < b.count, (48...57).contains(b[i]) { i += 1 }; return i - s }
         if b[i] == UInt8(ascii: "-") { i += 1 }
@@ -198,7 +197,7 @@ struct ConfigJSONParser {
         let text = String(decoding: b[start..<i], as: UTF8.self)
         if integral, let n = Int(text) { return .int(n) }
         guard let d = Double(text), d.isFinite else {
-            throw ConfigJSONSyntaxError(message: "number \(text) is out of range", offset: start)
+            throw JSONSyntaxError(message: "number \(text) is out of range", offset: start)
         }
         return .double(d)
     }
@@ -251,5 +250,59 @@ struct ConfigJSONParser {
             }
         }
         return Character(UnicodeScalar(high) ?? "\u{FFFD}")
+    }
+}
+
+extension JSONValue {
+    /// Parses `data`, or returns nil when it is not JSON (the readers that only need yes or no).
+    static func parse(_ data: Data) -> JSONValue? { try? JSONParser.parse([UInt8](data)) }
+
+    /// An object's members by key (the last one wins when a key repeats).
+    public var objectValue: [String: JSONValue]? {
+        guard case .object(let members) = self else { return nil }
+        return Dictionary(members, uniquingKeysWith: { _, last in last })
+    }
+
+    public var intValue: Int? {
+        if case .int(let i) = self { return i }
+        return nil
+    }
+
+    public var doubleValue: Double? {
+        switch self {
+        case .int(let i): return Double(i)
+        case .double(let d): return d
+        default: return nil
+        }
+    }
+
+    public var stringValue: String? {
+        if case .string(let s) = self { return s }
+        return nil
+    }
+
+    /// Strings, numbers and booleans as text (index metadata such as `"total_size": 538090408`).
+    public var scalarText: String? {
+        switch self {
+        case .string(let s): return s
+        case .int(let i): return "\(i)"
+        case .double(let d): return "\(d)"
+        case .bool(let b): return "\(b)"
+        default: return nil
+        }
+    }
+
+    public static func == (a: JSONValue, b: JSONValue) -> Bool {
+        switch (a, b) {
+        case (.null, .null): return true
+        case (.bool(let x), .bool(let y)): return x == y
+        case (.int(let x), .int(let y)): return x == y
+        case (.double(let x), .double(let y)): return x == y
+        case (.string(let x), .string(let y)): return x == y
+        case (.array(let x), .array(let y)): return x == y
+        case (.object(let x), .object(let y)):
+            return x.count == y.count && zip(x, y).allSatisfy { $0.key == $1.key && $0.value == $1.value }
+        default: return false
+        }
     }
 }
