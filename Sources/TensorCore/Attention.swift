@@ -41,32 +41,54 @@ public enum AttentionKernel {
         var scale: Float { 1 / Float(headDim).squareRoot() }
     }
 
-    /// Fills `scores` `[Tq, Tk]` with P = exp(S·scale − lse) for one (batch, head), computing
-    /// `lse` first when `computeLSE` (forward) or using the given one (backward).
-    static func probabilities(_ s: Shape, mask: AttentionMask, q: UnsafePointer<Float>,
+    /// Query rows are processed in blocks of this many. A block multiplies only against the keys
+    /// its rows may see, so a causal mask skips most of the upper triangle's products (for
+    /// T = 256: 62% of the full work) instead of computing scores that are then masked.
+    static let queryBlock = 64
+
+    /// For each query row i, keys 0..<allowed[i] may be seen (key positions increase in a block).
+    static func allowedKeys(_ s: Shape, mask: AttentionMask) -> [Int] {
+        guard case .causal(let qp, let kp) = mask else { return [Int](repeating: s.keyLength, count: s.queryLength) }
+        var allowed = [Int](repeating: 0, count: s.queryLength)
+        for i in 0..<s.queryLength {
+            var a = 0
+            while a < s.keyLength && kp[a] <= qp[i] { a += 1 }
+            allowed[i] = a
+        }
+        return allowed
+    }
+
+    /// Fills `scores` `[rows, keys]` with P = exp(S·scale − lse) for query rows `rows` of one
+    /// (batch, head) against its first `keys` keys, computing `lse` first when `computeLSE`
+    /// (forward) or using the given one (backward). `q` and `lse` point at the head's row 0.
+    static func probabilities(_ s: Shape, allowed: [Int], rows: Range<Int>, keys: Int, q: UnsafePointer<Float>,
                               k: UnsafePointer<Float>, scores: UnsafeMutablePointer<Float>,
                               lse: UnsafeMutablePointer<Float>, computeLSE: Bool) {
-        let (tq, tk, hs) = (s.queryLength, s.keyLength, s.headDim)
-        BLAS.sgemm(transA: false, transB: true, m: tq, n: tk, k: hs, alpha: s.scale,
-                   a: q, lda: s.heads * hs, b: k, ldb: s.kvHeads * hs, beta: 0, c: scores, ldc: tk)
-        for i in 0..<tq {
-            let row = scores + i * tk
-            var allowed = tk   // keys 0..<allowed may be seen (key positions increase within a block)
-            if case .causal(let qp, let kp) = mask {
-                allowed = 0
-                while allowed < tk && kp[allowed] <= qp[i] { allowed += 1 }
-            }
+        let hs = s.headDim
+        BLAS.sgemm(transA: false, transB: true, m: rows.count, n: keys, k: hs, alpha: s.scale,
+                   a: q + rows.lowerBound * s.heads * hs, lda: s.heads * hs, b: k, ldb: s.kvHeads * hs,
+                   beta: 0, c: scores, ldc: keys)
+        for i in rows {
+            let row = scores + (i - rows.lowerBound) * keys, seen = allowed[i]
             if computeLSE {
-                let m = vectorMax(row, allowed)
-                let sum = expShiftedSum(row, allowed, shift: m)   // row ← exp(row − m)
-                lse[i] = allowed == 0 ? -Float.infinity : m + Foundation.log(sum)
+                let m = vectorMax(row, seen)
+                let sum = expShiftedSum(row, seen, shift: m)   // row ← exp(row − m)
+                lse[i] = seen == 0 ? -Float.infinity : m + Foundation.log(sum)
                 let inv = 1 / sum
-                for j in 0..<allowed { row[j] *= inv }
+                for j in 0..<seen { row[j] *= inv }
             } else {
                 let l = lse[i]
-                for j in 0..<allowed { row[j] = fastExp(row[j] - l) }
+                for j in 0..<seen { row[j] = fastExp(row[j] - l) }
             }
-            for j in allowed..<tk { row[j] = 0 }
+            for j in seen..<keys { row[j] = 0 }
+        }
+    }
+
+    /// The query-row blocks and, for each, how many keys it reads.
+    static func blocks(_ s: Shape, allowed: [Int]) -> [(rows: Range<Int>, keys: Int)] {
+        stride(from: 0, to: s.queryLength, by: queryBlock).map { r0 in
+            let rows = r0..<min(r0 + queryBlock, s.queryLength)
+            return (rows, rows.map { allowed[$0] }.max() ?? 0)
         }
     }
 
@@ -76,22 +98,27 @@ public enum AttentionKernel {
     public static func forward(_ s: Shape, mask: AttentionMask, q: [Float], k: [Float], v: [Float])
         -> (out: [Float], lse: [Float]) {
         let (tq, tk, hs, rep) = (s.queryLength, s.keyLength, s.headDim, s.heads / s.kvHeads)
-        var out = [Float](repeating: 0, count: s.batch * tq * s.heads * hs)
-        var lse = [Float](repeating: 0, count: s.batch * s.heads * tq)
+        let qStride = s.heads * hs, kStride = s.kvHeads * hs
+        let allowed = allowedKeys(s, mask: mask), blocks = blocks(s, allowed: allowed)
+        var out = [Float](repeating: 0, count: s.batch * tq * qStride)
+        var lse = [Float](repeating: -Float.infinity, count: s.batch * s.heads * tq)
         q.withUnsafeBufferPointer { pq in k.withUnsafeBufferPointer { pk in v.withUnsafeBufferPointer { pv in
         out.withUnsafeMutableBufferPointer { po in lse.withUnsafeMutableBufferPointer { pl in
             let (Q, K, V, O, L) = (pq.baseAddress!, pk.baseAddress!, pv.baseAddress!, po.baseAddress!, pl.baseAddress!)
             parallelFor(s.batch * s.kvHeads) { group in
                 let (b, kvh) = (group / s.kvHeads, group % s.kvHeads)
-                var scores = [Float](repeating: 0, count: tq * tk)                      // [Tq, Tk]
+                var scores = [Float](repeating: 0, count: min(queryBlock, tq) * tk)      // [rows, keys]
                 scores.withUnsafeMutableBufferPointer { ps in
-                    let P = ps.baseAddress!, ko = b * tk * s.kvHeads * hs + kvh * hs
+                    let P = ps.baseAddress!, ko = b * tk * kStride + kvh * hs
                     for h in (kvh * rep)..<((kvh + 1) * rep) {
-                        let qo = b * tq * s.heads * hs + h * hs
-                        probabilities(s, mask: mask, q: Q + qo, k: K + ko, scores: P,
-                                      lse: L + (b * s.heads + h) * tq, computeLSE: true)
-                        BLAS.sgemm(transA: false, transB: false, m: tq, n: hs, k: tk,      // O = P V
-                                   a: P, lda: tk, b: V + ko, ldb: s.kvHeads * hs, beta: 0, c: O + qo, ldc: s.heads * hs)
+                        let qo = b * tq * qStride + h * hs
+                        for (rows, keys) in blocks where keys > 0 {
+                            probabilities(s, allowed: allowed, rows: rows, keys: keys, q: Q + qo, k: K + ko, scores: P,
+                                          lse: L + (b * s.heads + h) * tq, computeLSE: true)
+                            BLAS.sgemm(transA: false, transB: false, m: rows.count, n: hs, k: keys,   // O = P V
+                                       a: P, lda: keys, b: V + ko, ldb: kStride, beta: 0,
+                                       c: O + qo + rows.lowerBound * qStride, ldc: qStride)
+                        }
                     }
                 }
             }
@@ -108,40 +135,47 @@ public enum AttentionKernel {
                                 dv: UnsafeMutablePointer<Float>?) {
         let (tq, tk, hs, rep) = (s.queryLength, s.keyLength, s.headDim, s.heads / s.kvHeads)
         let qStride = s.heads * hs, kStride = s.kvHeads * hs
+        let allowed = allowedKeys(s, mask: mask), blocks = blocks(s, allowed: allowed)
         q.withUnsafeBufferPointer { pq in k.withUnsafeBufferPointer { pk in v.withUnsafeBufferPointer { pv in
         out.withUnsafeBufferPointer { po in gradOut.withUnsafeBufferPointer { pg in lse.withUnsafeBufferPointer { pl in
-            let (Q, K, V, O, G, L) = (pq.baseAddress!, pk.baseAddress!, pv.baseAddress!, po.baseAddress!,
-                                      pg.baseAddress!, pl.baseAddress!)
+            let (Q, K, V, O, G) = (pq.baseAddress!, pk.baseAddress!, pv.baseAddress!, po.baseAddress!, pg.baseAddress!)
+            let L = UnsafeMutablePointer(mutating: pl.baseAddress!)   // only read: computeLSE is false
             parallelFor(s.batch * s.kvHeads) { group in
                 let (b, kvh) = (group / s.kvHeads, group % s.kvHeads)
                 let ko = b * tk * kStride + kvh * hs
-                var scratch = [Float](repeating: 0, count: 2 * tq * tk + tq)            // P, dS [Tq, Tk]; lse [Tq]
+                var scratch = [Float](repeating: 0, count: 2 * min(queryBlock, tq) * tk)   // P, dS [rows, keys]
                 scratch.withUnsafeMutableBufferPointer { buf in
-                    let P = buf.baseAddress!, dS = P + tq * tk, lseRow = dS + tq * tk
+                    let P = buf.baseAddress!, dS = P + min(queryBlock, tq) * tk
                     for h in (kvh * rep)..<((kvh + 1) * rep) {
                         let qo = b * tq * qStride + h * hs
-                        lseRow.update(from: L + (b * s.heads + h) * tq, count: tq)
-                        probabilities(s, mask: mask, q: Q + qo, k: K + ko, scores: P, lse: lseRow, computeLSE: false)
-                        if let dv {   // dV += Pᵀ dO
-                            BLAS.sgemm(transA: true, transB: false, m: tk, n: hs, k: tq, a: P, lda: tk,
-                                       b: G + qo, ldb: qStride, beta: 1, c: dv + ko, ldc: kStride)
-                        }
-                        guard dq != nil || dk != nil else { continue }
-                        // dP = dO Vᵀ;  D = rowsum(dO ⊙ O);  dS = P ⊙ (dP − D)
-                        BLAS.sgemm(transA: false, transB: true, m: tq, n: tk, k: hs, a: G + qo, lda: qStride,
-                                   b: V + ko, ldb: kStride, beta: 0, c: dS, ldc: tk)
-                        for i in 0..<tq {
-                            let d = vectorDot(G + qo + i * qStride, O + qo + i * qStride, hs)
-                            let prow = P + i * tk, drow = dS + i * tk
-                            for j in 0..<tk { drow[j] = prow[j] * (drow[j] - d) }
-                        }
-                        if let dq {   // dQ += dS K · scale
-                            BLAS.sgemm(transA: false, transB: false, m: tq, n: hs, k: tk, alpha: s.scale, a: dS,
-                                       lda: tk, b: K + ko, ldb: kStride, beta: 1, c: dq + qo, ldc: qStride)
-                        }
-                        if let dk {   // dK += dSᵀ Q · scale
-                            BLAS.sgemm(transA: true, transB: false, m: tk, n: hs, k: tq, alpha: s.scale, a: dS,
-                                       lda: tk, b: Q + qo, ldb: qStride, beta: 1, c: dk + ko, ldc: kStride)
+                        for (rows, keys) in blocks where keys > 0 {
+                            let r0 = rows.lowerBound
+                            probabilities(s, allowed: allowed, rows: rows, keys: keys, q: Q + qo, k: K + ko, scores: P,
+                                          lse: L + (b * s.heads + h) * tq, computeLSE: false)
+                            if let dv {   // dV += Pᵀ dO
+                                BLAS.sgemm(transA: true, transB: false, m: keys, n: hs, k: rows.count, a: P, lda: keys,
+                                           b: G + qo + r0 * qStride, ldb: qStride, beta: 1, c: dv + ko, ldc: kStride)
+                            }
+                            guard dq != nil || dk != nil else { continue }
+                            // dP = dO Vᵀ;  D = rowsum(dO ⊙ O);  dS = P ⊙ (dP − D)
+                            BLAS.sgemm(transA: false, transB: true, m: rows.count, n: keys, k: hs,
+                                       a: G + qo + r0 * qStride, lda: qStride, b: V + ko, ldb: kStride,
+                                       beta: 0, c: dS, ldc: keys)
+                            for i in rows {
+                                let d = vectorDot(G + qo + i * qStride, O + qo + i * qStride, hs)
+                                let prow = P + (i - r0) * keys, drow = dS + (i - r0) * keys
+                                for j in 0..<keys { drow[j] = prow[j] * (drow[j] - d) }
+                            }
+                            if let dq {   // dQ += dS K · scale
+                                BLAS.sgemm(transA: false, transB: false, m: rows.count, n: hs, k: keys, alpha: s.scale,
+                                           a: dS, lda: keys, b: K + ko, ldb: kStride, beta: 1,
+                                           c: dq + qo + r0 * qStride, ldc: qStride)
+                            }
+                            if let dk {   // dK += dSᵀ Q · scale
+                                BLAS.sgemm(transA: true, transB: false, m: keys, n: hs, k: rows.count, alpha: s.scale,
+                                           a: dS, lda: keys, b: Q + qo + r0 * qStride, ldb: qStride, beta: 1,
+                                           c: dk + ko, ldc: kStride)
+                            }
                         }
                     }
                 }
