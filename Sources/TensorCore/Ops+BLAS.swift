@@ -30,18 +30,25 @@ public enum BLAS {
     /// OpenBLAS's build description (version, kernel).
     public static var configuration: String { String(cString: openblas_get_config()) }
 
-    /// Advice when OpenBLAS fell back to its generic kernel on a CPU it does not recognise
-    /// (OpenBLAS 0.3.21, Debian 12's, picks "Prescott" on some newer Intel Xeons: 5× slower).
-    /// The kernel is chosen when the library loads, so only the environment can change it.
-    public static var kernelAdvice: String? {
+    /// The kernel OpenBLAS should use when it fell back to its generic one on a CPU it does not
+    /// recognise (OpenBLAS 0.3.21, Debian 12's, picks "Prescott" on some newer Intel Xeons: 4–5×
+    /// slower matrix products), or nil. The kernel is chosen when the library loads, so only the
+    /// environment (`OPENBLAS_CORETYPE`) of a new process can change it.
+    public static var betterKernel: String? {
         guard configuration.contains("Prescott"),
               let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return nil }
         let flags = info.split(separator: "\n").first { $0.hasPrefix("flags") }.map { $0.split(separator: " ") } ?? []
-        let core = flags.contains("avx512f") ? "SkylakeX" : flags.contains("avx2") ? "Haswell" : nil
-        guard let core else { return nil }
-        return "note: OpenBLAS chose its generic Prescott kernel on a CPU with \(core == "SkylakeX" ? "AVX-512" : "AVX2"); "
-            + "for much faster matrix products run with OPENBLAS_CORETYPE=\(core)"
+        return flags.contains("avx512f") ? "SkylakeX" : flags.contains("avx2") ? "Haswell" : nil
     }
+
+    /// A one-line note when `betterKernel` applies.
+    public static var kernelAdvice: String? {
+        betterKernel.map { "note: OpenBLAS chose its generic Prescott kernel on a CPU that has the \($0) kernel's "
+            + "instructions; for much faster matrix products run with OPENBLAS_CORETYPE=\($0)" }
+    }
+
+    /// OpenBLAS's spin time before an idle worker thread sleeps, as log2 of cycles (0: its default, 2^28).
+    public static var threadTimeout: Int { Int(openblas_thread_timeout()) }
 }
 
 extension Tensor {

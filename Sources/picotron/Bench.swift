@@ -54,7 +54,9 @@ struct Bench: ParsableCommand {
         let peak = Throughput.measureSgemmPeak()
         if !json {
             print("machine: \(Self.cpuName()), \(ProcessInfo.processInfo.activeProcessorCount) cores; "
-                  + "OpenBLAS threads \(BLAS.threads) (\(BLAS.configuration))")
+                  + "OpenBLAS threads \(BLAS.threads), thread timeout \(BLAS.threadTimeout == 0 ? "default" : "2^\(BLAS.threadTimeout) cycles") "
+                  + "(\(BLAS.configuration))")
+            if let note = OpenBLASSetup.note { print(note) }
             if let advice = BLAS.kernelAdvice { print(advice) }
             print(String(format: "sgemm peak (best of 512³ and 1024³, NN/NT/TN): %.1f GFLOP/s", peak))
         }

@@ -7,4 +7,9 @@ struct Picotron: ParsableCommand {
         commandName: "picotron",
         abstract: "Learn 4D-parallel pre-training of Llama-like models on a CPU.",
         subcommands: [Train.self, Generate.self, Reference.self, Bench.self, Selftest.self, CommBench.self, CreateConfig.self])
+
+    static func main() {
+        OpenBLASSetup.restartIfUseful()   // before anything else: it may start the process again
+        Self.main(nil)
+    }
 }

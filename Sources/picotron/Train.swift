@@ -61,6 +61,7 @@ struct Train: ParsableCommand {
         let dataset = try cfg.loadDataset()
         let runDir = URL(fileURLWithPath: outDir ?? "runs/\(Self.timestamp())")
         var options = cfg.trainOptions(runDir: runDir)
+        if let note = OpenBLASSetup.note { print(note) }
         if let advice = BLAS.kernelAdvice { print(advice) }
         let inProcessRanks = ranks ?? cfg.worldSize
         if !Launcher.isUnderMPI {
