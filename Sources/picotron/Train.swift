@@ -11,7 +11,7 @@ struct Train: ParsableCommand {
         abstract: "Train a Llama from a picotron config (or quick-start defaults) on one or many ranks.",
         discussion: """
             Without --config it trains the `micro` preset on the embedded Shakespeare corpus for a few \
-            minutes (500 steps of 16 × 128 tokens), writes metrics, a loss curve and a checkpoint under \
+            minutes (1000 steps of 16 × 128 tokens), writes metrics, a loss curve and a checkpoint under \
             runs/<time>/, and prints a sample. With --config it reads picotron's JSON schema \
             (picotron create-config writes one); flags override the file. Parallel runs: --ranks N starts \
             N ranks as threads of this process; under mpirun the MPI world is used.

@@ -9,7 +9,7 @@ extension PicotronConfig {
     public static var quickStart: PicotronConfig {
         var c = PicotronConfig()
         c.model.name = "micro"
-        c.training.totalTrainSteps = 500
+        c.training.totalTrainSteps = 1000
         c.training.seqLength = 128
         c.training.microBatchSize = 16
         c.training.learningRate = 2e-3
@@ -19,7 +19,7 @@ extension PicotronConfig {
         c.training.weightDecay = 0.1
         c.training.adamBeta2 = 0.95
         c.training.maxGradNorm = 1.0
-        c.logging.logFrequency = 25
+        c.logging.logFrequency = 50
         return c
     }
 
