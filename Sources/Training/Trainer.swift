@@ -100,9 +100,16 @@ public final class Trainer {
         loader = try MicroBatchLoader(dataset: dataset, microBatchSize: o.microBatchSize, sequenceLength: o.sequenceLength,
                                       vocabSize: model.config.vocabSize, dpRank: parallel.dpRank, dpSize: parallel.dpSize,
                                       seed: o.seed, state: loaderState)
-        if o.loadPath == nil, let dir = o.saveDir, let old = Checkpoint.existing(in: dir).last {
-            throw TrainingError.checkpoint("\(dir.path) already holds checkpoints (\(old.lastPathComponent)), kept as they are; "
-                                           + "resume with checkpoint.load_path (--load-path \(dir.path)) or choose another save_dir")
+        // Refuse now, not after hours of training, a run that would have to overwrite a checkpoint.
+        if let dir = o.saveDir, let old = Checkpoint.existing(in: dir).last {
+            if o.loadPath == nil {
+                throw TrainingError.checkpoint("\(dir.path) already holds checkpoints (\(old.lastPathComponent)), kept as they are; "
+                                               + "resume with checkpoint.load_path (--load-path \(dir.path)) or choose another save_dir")
+            }
+            if old.lastPathComponent > Checkpoint.directoryName(step: state.step) {
+                throw TrainingError.checkpoint("\(dir.path) already holds \(old.lastPathComponent), past the resume point (step "
+                                               + "\(state.step)); this run would write over it: choose another save_dir (--out-dir)")
+            }
         }
     }
 

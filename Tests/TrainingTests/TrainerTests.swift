@@ -77,6 +77,17 @@ final class TrainerTests: XCTestCase {
         }
     }
 
+    func testResumingIntoAFolderWithLaterCheckpointsIsRefusedBeforeTraining() throws {
+        var o = options(steps: 4)
+        o.saveFrequency = 2
+        _ = try train(o)   // writes step-000002 and step-000004
+        o.loadPath = o.saveDir!.appendingPathComponent("step-000002")
+        XCTAssertThrowsError(try Trainer(model: LlamaForCausalLM(config: Self.config, seed: 42), dataset: Self.text,
+                                         options: o)) { error in
+            XCTAssertTrue("\(error)".contains("past the resume point"), "\(error)")
+        }
+    }
+
     func testCheckpointFromADifferentModelIsRefused() throws {
         _ = try train(options(steps: 2))
         var other = Self.config
