@@ -5,6 +5,7 @@
 import ArgumentParser
 import Distributed
 import Foundation
+import TensorCore
 import Step1_DataParallel
 
 struct LessonDP: ParsableCommand {
@@ -56,4 +57,5 @@ struct LessonDP: ParsableCommand {
     }
 }
 
+OpenBLASSetup.restartIfUseful()   // OpenBLAS settings must be in place before it loads: see there
 LessonDP.main()

@@ -5,6 +5,7 @@
 import ArgumentParser
 import Distributed
 import Foundation
+import TensorCore
 import Step2_TensorParallel
 
 struct LessonTP: ParsableCommand {
@@ -45,4 +46,5 @@ struct LessonTP: ParsableCommand {
     }
 }
 
+OpenBLASSetup.restartIfUseful()   // OpenBLAS settings must be in place before it loads: see there
 LessonTP.main()

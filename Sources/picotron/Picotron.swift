@@ -1,4 +1,5 @@
 import ArgumentParser
+import TensorCore
 
 /// The `picotron` command: one entry point for training, checking and measuring.
 @main
