@@ -55,7 +55,10 @@ public struct CheckpointContents {
     /// Puts the contents into a single-process model and its optimizer.
     public func install(into model: LlamaForCausalLM, optimizer: AdamW) throws {
         for ((name, p), saved) in zip(model.namedParameters, parameters) {
-            precondition(name == saved.name && p.count == saved.values.count, "checkpoint order differs at \(name)")
+            guard name == saved.name, p.count == saved.values.count else {
+                throw TrainingError.checkpoint("the checkpoint's \(saved.name) (\(saved.shape)) does not fit the model's "
+                                               + "\(name) (\(p.shape)): its config.json and weights disagree")
+            }
             p.data = saved.values
         }
         try optimizer.restore(self.optimizer)
@@ -124,11 +127,12 @@ public enum Checkpoint {
         try save(CheckpointContents(model: model, optimizer: optimizer, trainer: state), to: saveDir)
     }
 
-    /// Reads a checkpoint written for a model of architecture `config` (parameter names and
-    /// shapes as `reference` lists them: a freshly built full model of that config).
-    public static func read(from directory: URL, reference: LlamaForCausalLM) throws -> CheckpointContents {
+    /// Reads a checkpoint of a model with architecture `config` whose parameters are `names`
+    /// (Hugging Face names, in `namedParameters` order: the same under any parallel layout).
+    /// Shapes come from the file; equal architectures imply equal shapes.
+    public static func read(from directory: URL, config: LlamaConfig, names: [String]) throws -> CheckpointContents {
         let saved = try LlamaConfig.load(from: directory.appendingPathComponent("config.json"))
-        if let difference = describeDifference(saved, reference.config) {
+        if let difference = describeDifference(saved, config) {
             throw TrainingError.checkpoint("\(directory.path) is from a different model (\(difference)); "
                                            + "resume with the model it was trained with, or start without load_path")
         }
@@ -141,7 +145,6 @@ public enum Checkpoint {
         do { state = try JSONDecoder().decode(TrainerState.self, from: data) } catch {
             throw TrainingError.checkpoint("\(directory.path)/trainer_state.json is malformed: \(error)")
         }
-        let names = reference.namedParameters
         guard state.optimizerSteps.count == names.count else {
             throw TrainingError.checkpoint("\(directory.path): optimizer state for \(state.optimizerSteps.count) "
                                            + "parameters, the model has \(names.count)")
@@ -149,16 +152,13 @@ public enum Checkpoint {
         let moments = try SafeTensorsFile(contentsOf: directory.appendingPathComponent("optimizer.safetensors"))
         var parameters = [(name: String, shape: [Int], values: [Float])]()
         var optimizer = [AdamW.State]()
-        for ((name, p), steps) in zip(names, state.optimizerSteps) {
-            let info = try weights.info(name)
-            guard info.shape == p.shape else {
-                throw TrainingError.checkpoint("\(directory.path): \(name) has shape \(info.shape), the model \(p.shape)")
-            }
-            parameters.append((name, p.shape, try weights.floats(name)))
+        for (name, steps) in zip(names, state.optimizerSteps) {
+            let (shape, values) = (try weights.info(name).shape, try weights.floats(name))
+            parameters.append((name, shape, values))
             let (m, v) = (try moments.floats("exp_avg." + name), try moments.floats("exp_avg_sq." + name))
-            guard m.count == p.count, v.count == p.count else {
+            guard m.count == values.count, v.count == values.count else {
                 throw TrainingError.checkpoint("\(directory.path): optimizer state of \(name) has \(m.count) values, "
-                                               + "the parameter \(p.count)")
+                                               + "the parameter \(values.count)")
             }
             optimizer.append(AdamW.State(step: steps, expAvg: m, expAvgSq: v))
         }
@@ -167,7 +167,7 @@ public enum Checkpoint {
 
     /// Loads a checkpoint into a single-process `model` and `optimizer` of the same architecture.
     public static func load(from directory: URL, into model: LlamaForCausalLM, optimizer: AdamW) throws -> TrainerState {
-        let contents = try read(from: directory, reference: model)
+        let contents = try read(from: directory, config: model.config, names: model.namedParameters.map(\.0))
         try contents.install(into: model, optimizer: optimizer)
         return contents.trainer
     }

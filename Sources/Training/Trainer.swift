@@ -80,7 +80,7 @@ public final class Trainer {
         if let path = o.loadPath {
             let dir = try Checkpoint.resolve(path)
             // Checkpoints hold the whole model; a sharded model takes its slices of it.
-            let whole = try Checkpoint.read(from: dir, reference: LlamaForCausalLM(config: model.config, seed: 0))
+            let whole = try Checkpoint.read(from: dir, config: model.config, names: model.namedParameters.map(\.0))
             if let scatter = parallel.scatterCheckpoint {
                 try scatter(whole, model, optimizer)
             } else {

@@ -89,6 +89,10 @@ func checkpointShards(_ model: LlamaForCausalLM, _ group: Communicator)
             guard let i = index[name], let spec = specs[name] else {
                 throw TrainingError.checkpoint("the checkpoint has no \(name)")
             }
+            guard whole.parameters[i].values.count == spec.fullShape.reduce(1, *) else {
+                throw TrainingError.checkpoint("the checkpoint's \(name) has shape \(whole.parameters[i].shape), the model "
+                                               + "\(spec.fullShape): its config.json and weights disagree")
+            }
             p.data = spec.slice(whole.parameters[i].values)
             var s = whole.optimizer[i]
             (s.expAvg, s.expAvgSq) = (spec.slice(s.expAvg), spec.slice(s.expAvgSq))

@@ -101,6 +101,20 @@ final class TrainerTests: XCTestCase {
         }
     }
 
+    func testCheckpointWhoseWeightsDisagreeWithItsConfigIsAnErrorNotACrash() throws {
+        let (t, _) = try train(options(steps: 2))
+        let dir = options().saveDir!.appendingPathComponent("step-000002")
+        var tensors = t.model.namedParameters.map { (name: $0.0, shape: $0.1.shape, values: $0.1.data) }
+        tensors[0] = (tensors[0].name, [2, 2], [1, 2, 3, 4])   // the embedding, cut down
+        try FileManager.default.removeItem(at: dir.appendingPathComponent("model.safetensors"))
+        try SafeTensorsWriter.write(tensors, to: dir.appendingPathComponent("model.safetensors"))
+        let model = LlamaForCausalLM(config: Self.config, seed: 1)
+        XCTAssertThrowsError(try Checkpoint.load(from: dir, into: model,
+                                                 optimizer: AdamW(parameters: model.parameters, hyper: .init()))) { error in
+            XCTAssertTrue("\(error)".contains("model.embed_tokens.weight"), "the message should name the tensor: \(error)")
+        }
+    }
+
     func testTooShortCorpusIsAClearError() {
         var o = options()
         o.sequenceLength = 64
