@@ -9,6 +9,7 @@
 // Why atomic: a checkpoint is written while a long run is going; a crash (or a full disk) mid-write must
 // leave the previous good file untouched. So the bytes go to a temporary file in the same directory and
 // only a complete, flushed file is renamed over the target (rename(2) is atomic within one file system).
+// A name that is a symbolic link or a device is followed or written through, never replaced (OutputFile).
 import Foundation
 
 public enum SafeTensorsWriter {
@@ -58,17 +59,8 @@ public enum SafeTensorsWriter {
     public static func write(_ tensors: [Tensor], metadata: [String: String]? = nil, to url: URL) throws {
         let sorted = try validated(tensors, file: url.path)
         let header = headerBytes(sorted, metadata: metadata)
-        let directory = url.deletingLastPathComponent()
-        let temporary = directory.appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).tmp")
-        guard FileManager.default.createFile(atPath: temporary.path, contents: nil) else {
-            throw ModelFileError(.io, file: url.path, problem: "cannot create a temporary file in \(directory.path)",
-                                 fix: "Check that the directory exists and is writable")
-        }
-        var renamed = false
-        defer { if !renamed { try? FileManager.default.removeItem(at: temporary) } }
-        do {
-            let handle = try FileHandle(forWritingTo: temporary)
-            defer { try? handle.close() }
+        // A regular file is replaced atomically; a link is followed, a device written through.
+        try OutputFile.write(to: url) { handle in
             var length = UInt64(header.count).littleEndian
             try withUnsafeBytes(of: &length) { try handle.write(contentsOf: $0) }
             try handle.write(contentsOf: header)
@@ -83,16 +75,7 @@ public enum SafeTensorsWriter {
                 #endif
                 }
             }
-            try handle.synchronize()   // the bytes are on disk before the name points at them
-        } catch {
-            throw ModelFileError(.io, file: url.path, problem: "writing failed (\(error.localizedDescription))",
-                                 fix: "Check free disk space and permissions; the previous file, if any, is unchanged")
         }
-        guard rename(temporary.path, url.path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            throw ModelFileError(.io, file: url.path, problem: "cannot move the finished file into place (\(reason))")
-        }
-        renamed = true
     }
 
     /// The header as written: 8-byte aligned, padded with spaces (as the Rust safetensors library does).

@@ -100,13 +100,23 @@ public enum TrainingError: Error, CustomStringConvertible, LocalizedError {
     case config(String)
     case data(String)
     case checkpoint(String)
+    /// The loss or the gradient norm stopped being finite.
+    case diverged(String)
 
     public var description: String {
         switch self {
         case .config(let m): return "config: \(m)"
         case .data(let m): return "data: \(m)"
         case .checkpoint(let m): return "checkpoint: \(m)"
+        case .diverged(let m): return "diverged: \(m)"
         }
     }
     public var errorDescription: String? { description }
+
+    /// The message without its kind.
+    public var message: String {
+        switch self {
+        case .config(let m), .data(let m), .checkpoint(let m), .diverged(let m): return m
+        }
+    }
 }

@@ -67,7 +67,7 @@ public struct CheckpointContents {
 
 public enum Checkpoint {
     /// `step-000100`: sorts by step.
-    public static func directoryName(step: Int) -> String { String(format: "step-%06d", step) }
+    public static func directoryName(step: Int) -> String { String(format: "step-%06ld", step) }
 
     /// The checkpoints in `saveDir`, oldest first.
     public static func existing(in saveDir: URL) -> [URL] {
@@ -76,48 +76,90 @@ public enum Checkpoint {
             .map { saveDir.appendingPathComponent($0) }
     }
 
-    /// A checkpoint directory from `path`: a checkpoint itself, or a save folder (its latest).
-    public static func resolve(_ path: URL) throws -> URL {
+    /// A checkpoint directory from `path`: a checkpoint itself, or a save folder (its latest
+    /// complete checkpoint; a newer folder that is not one, say an empty `step-000009` made by hand,
+    /// is passed over and named in `skipped`).
+    public static func resolve(_ path: URL) throws -> URL { try resolveNoting(path).directory }
+
+    public static func resolveNoting(_ path: URL) throws -> (directory: URL, skipped: [String]) {
         let fm = FileManager.default
-        if fm.fileExists(atPath: path.appendingPathComponent("trainer_state.json").path) { return path }
-        guard fm.fileExists(atPath: path.path) else {
+        if missingFiles(in: path).isEmpty { return (path, []) }
+        var isDirectory: ObjCBool = false
+        guard fm.fileExists(atPath: path.path, isDirectory: &isDirectory) else {
             throw TrainingError.checkpoint("\(path.path) does not exist; point checkpoint.load_path at a step-NNNNNN "
                                            + "directory or at the save_dir that holds them")
         }
-        guard let latest = existing(in: path).last else {
-            throw TrainingError.checkpoint("\(path.path) holds no checkpoint (no trainer_state.json and no step-NNNNNN "
-                                           + "directories); point checkpoint.load_path at one")
+        guard isDirectory.boolValue else {
+            throw TrainingError.checkpoint("\(path.path) is a file; point checkpoint.load_path at a step-NNNNNN "
+                                           + "directory or at the save_dir that holds them")
         }
-        return latest
+        if path.lastPathComponent.hasPrefix("step-") {   // a checkpoint folder, but not a whole one
+            let missing = missingFiles(in: path).joined(separator: ", ")
+            let previous = existing(in: path.deletingLastPathComponent())
+                .last { $0.lastPathComponent < path.lastPathComponent && missingFiles(in: $0).isEmpty }
+            throw TrainingError.checkpoint("\(path.path) is not a complete checkpoint (it lacks \(missing)); "
+                                           + (previous.map { "the one before it is whole: --load-path \($0.path)" }
+                                              ?? "no earlier checkpoint in its folder is whole"))
+        }
+        let all = existing(in: path)
+        guard let latest = all.last(where: { missingFiles(in: $0).isEmpty }) else {
+            throw TrainingError.checkpoint("\(path.path) holds no complete checkpoint (no trainer_state.json and no whole "
+                                           + "step-NNNNNN directory); point checkpoint.load_path at one")
+        }
+        let skipped = all.filter { $0.lastPathComponent > latest.lastPathComponent }.map(\.lastPathComponent)
+        return (latest, skipped)
     }
 
-    /// Writes `contents` into `saveDir/step-NNNNNN`.
+    /// The files of a checkpoint that `directory` lacks (empty: it is whole).
+    public static func missingFiles(in directory: URL) -> [String] {
+        let fm = FileManager.default
+        var missing = ["config.json", "trainer_state.json", "optimizer.safetensors"]
+            .filter { !fm.fileExists(atPath: directory.appendingPathComponent($0).path) }
+        let weights = [SafeTensorsCheckpoint.singleFileName, "model.safetensors.index.json"]
+        if !weights.contains(where: { fm.fileExists(atPath: directory.appendingPathComponent($0).path) }) {
+            missing.append(SafeTensorsCheckpoint.singleFileName)
+        }
+        return missing
+    }
+
+    /// Writes `contents` into `saveDir/step-NNNNNN`. Refuses non-finite weights or moments: a
+    /// diverged model saved as a checkpoint would be picked up by the next "resume from latest".
     @discardableResult
     public static func save(_ contents: CheckpointContents, to saveDir: URL) throws -> URL {
         let fm = FileManager.default
-        try fm.createDirectory(at: saveDir, withIntermediateDirectories: true)
         let final = saveDir.appendingPathComponent(directoryName(step: contents.trainer.step))
+        if let bad = contents.firstNonFinite() {
+            throw TrainingError.checkpoint("not saving \(final.lastPathComponent): \(bad); the run has diverged, and "
+                                           + "the checkpoints already saved are kept as they are")
+        }
         guard !fm.fileExists(atPath: final.path) else {
             throw TrainingError.checkpoint("\(final.path) already exists and is kept as it is; "
                                            + "choose another checkpoint.save_dir or remove it")
         }
-        let temporary = saveDir.appendingPathComponent(".\(final.lastPathComponent).\(UUID().uuidString).tmp")
+        // The host and process in the name tell a later run which unfinished folders are stale.
+        let temporary = saveDir.appendingPathComponent(".\(final.lastPathComponent).\(temporaryTag).tmp")
         defer { try? fm.removeItem(at: temporary) }   // gone after the rename; cleans up after a failure
-        try fm.createDirectory(at: temporary, withIntermediateDirectories: true)
-        try contents.config.save(to: temporary)
-        try SafeTensorsWriter.write(contents.parameters, metadata: ["format": "pt"],
-                                    to: temporary.appendingPathComponent(SafeTensorsCheckpoint.singleFileName))
-        let moments = zip(contents.parameters, contents.optimizer).flatMap { p, s in
-            [(name: "exp_avg." + p.name, shape: p.shape, values: s.expAvg),
-             (name: "exp_avg_sq." + p.name, shape: p.shape, values: s.expAvgSq)]
+        do {
+            try fm.createDirectory(at: temporary, withIntermediateDirectories: true)
+            try contents.config.save(to: temporary)
+            try SafeTensorsWriter.write(contents.parameters, metadata: ["format": "pt"],
+                                        to: temporary.appendingPathComponent(SafeTensorsCheckpoint.singleFileName))
+            let moments = zip(contents.parameters, contents.optimizer).flatMap { p, s in
+                [(name: "exp_avg." + p.name, shape: p.shape, values: s.expAvg),
+                 (name: "exp_avg_sq." + p.name, shape: p.shape, values: s.expAvgSq)]
+            }
+            try SafeTensorsWriter.write(moments, to: temporary.appendingPathComponent("optimizer.safetensors"))
+            var trainer = contents.trainer
+            trainer.optimizerSteps = contents.optimizer.map(\.step)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(trainer).write(to: temporary.appendingPathComponent("trainer_state.json"), options: .atomic)
+            try fm.moveItem(at: temporary, to: final)
+        } catch {
+            throw TrainingError.checkpoint("could not write \(final.path) (\(OutputFile.describe(error))); nothing was "
+                                           + "left half-written. Free disk space or fix the folder's permissions, or "
+                                           + "choose another checkpoint.save_dir (--save-dir)")
         }
-        try SafeTensorsWriter.write(moments, to: temporary.appendingPathComponent("optimizer.safetensors"))
-        var trainer = contents.trainer
-        trainer.optimizerSteps = contents.optimizer.map(\.step)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(trainer).write(to: temporary.appendingPathComponent("trainer_state.json"), options: .atomic)
-        try fm.moveItem(at: temporary, to: final)
         return final
     }
 
@@ -145,6 +187,7 @@ public enum Checkpoint {
         do { state = try JSONDecoder().decode(TrainerState.self, from: data) } catch {
             throw TrainingError.checkpoint("\(directory.path)/trainer_state.json is malformed: \(error)")
         }
+        try state.check(savedIn: directory)
         guard state.optimizerSteps.count == names.count else {
             throw TrainingError.checkpoint("\(directory.path): optimizer state for \(state.optimizerSteps.count) "
                                            + "parameters, the model has \(names.count)")
@@ -162,7 +205,12 @@ public enum Checkpoint {
             }
             optimizer.append(AdamW.State(step: steps, expAvg: m, expAvgSq: v))
         }
-        return CheckpointContents(config: saved, parameters: parameters, optimizer: optimizer, trainer: state)
+        let contents = CheckpointContents(config: saved, parameters: parameters, optimizer: optimizer, trainer: state)
+        if let bad = contents.firstNonFinite() {
+            throw TrainingError.checkpoint("\(directory.path) cannot be resumed: \(bad); resume from an earlier "
+                                           + "checkpoint, or start without load_path")
+        }
+        return contents
     }
 
     /// Loads a checkpoint into a single-process `model` and `optimizer` of the same architecture.

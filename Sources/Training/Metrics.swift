@@ -2,6 +2,7 @@
 // and a loss-curve picture at the end.
 
 import Foundation
+import Llama
 
 /// One optimizer step's measurements.
 public struct StepMetrics: Codable, Sendable {
@@ -24,7 +25,7 @@ public struct StepMetrics: Codable, Sendable {
     /// A picotron-style progress line, with an ETA.
     public func line(totalSteps: Int, eta: Double) -> String {
         let memory = memoryBytes.map { String(format: " | Memory: %.0f MB", Double($0) / 1_048_576) } ?? ""
-        return String(format: "[Step %d/%d] Loss: %.4f | LR: %.2e | Grad norm: %.3f | Tokens/s: %@ | Tokens: %@ | MFU: %.1f%%%@ | ETA: %@",
+        return String(format: "[Step %ld/%ld] Loss: %.4f | LR: %.2e | Grad norm: %.3f | Tokens/s: %@ | Tokens: %@ | MFU: %.1f%%%@ | ETA: %@",
                       step, totalSteps, loss, lr, gradNorm, Self.human(tokensPerSecond), Self.human(Double(tokensSeen)),
                       100 * mfu, memory, Self.duration(eta))
     }
@@ -34,37 +35,94 @@ public struct StepMetrics: Codable, Sendable {
     }
 
     static func duration(_ s: Double) -> String {
-        s >= 3600 ? String(format: "%dh%02dm", Int(s) / 3600, Int(s) % 3600 / 60)
-            : s >= 60 ? String(format: "%dm%02ds", Int(s) / 60, Int(s) % 60) : String(format: "%.0fs", s)
+        s >= 3600 ? String(format: "%ldh%02ldm", Int(s) / 3600, Int(s) % 3600 / 60)
+            : s >= 60 ? String(format: "%ldm%02lds", Int(s) / 60, Int(s) % 60) : String(format: "%.0fs", s)
     }
 }
 
-/// Appends one JSON object per line (JSON Lines) and flushes each, so a crash keeps every step.
+/// Appends one JSON object per line (JSON Lines), one `write(2)` per line, so a crash keeps every
+/// step and a reader never sees half a line.
+///
+/// The file is the user's: it is opened through its symbolic links and a device is written
+/// through (`--metrics-out /dev/null`), never replaced. A fresh run refuses a file that already
+/// holds an earlier run's lines; a resumed run first drops the lines past its checkpoint (a run
+/// that went on after it was saved, then died) and a half-written last line, so every step appears
+/// once. A write that fails (a full disk) is taken back to the last whole line before it throws.
 public final class MetricsWriter {
-    private let handle: FileHandle
     public let url: URL
+    /// Lines dropped when resuming: steps after the checkpoint, and a half-written last line.
+    public private(set) var dropped = 0
+    private let fd: Int32
+    private let isRegularFile: Bool
 
-    /// Creates (or, when resuming, appends to) the metrics file.
-    public init(url: URL, append: Bool) throws {
+    /// - Parameter step: the checkpoint's step when resuming, nil for a fresh run.
+    public init(url: URL, resumingAt step: Int?) throws {
         self.url = url
-        let fm = FileManager.default
-        try fm.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        if !append || !fm.fileExists(atPath: url.path) {
-            guard fm.createFile(atPath: url.path, contents: nil) else {
-                throw TrainingError.config("cannot create the metrics file \(url.path); check the folder is writable")
+        func fail(_ problem: String, _ fix: String) -> TrainingError {
+            TrainingError.config("metrics file \(url.path): \(problem); \(fix)")
+        }
+        let (path, target) = try OutputFile.resolve(url.path)
+        if target == .directory { throw fail("is a directory", "name a file (--metrics-out)") }
+        do {
+            try FileManager.default.createDirectory(at: URL(fileURLWithPath: path).deletingLastPathComponent(),
+                                                    withIntermediateDirectories: true)
+        } catch {
+            throw fail("cannot create its folder (\(OutputFile.describe(error)))", "choose another --metrics-out or --out-dir")
+        }
+        fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        guard fd >= 0 else {
+            throw fail("cannot open it for writing (\(String(cString: strerror(errno))))", "check that its folder is writable")
+        }
+        isRegularFile = target != .special
+        guard isRegularFile else { return }
+        let existing = (try? Data(contentsOf: URL(fileURLWithPath: path))) ?? Data()
+        guard let step else {
+            if !existing.isEmpty {
+                close(fd)
+                let lines = existing.split(separator: UInt8(ascii: "\n")).count
+                throw fail("already holds \(lines) lines of an earlier run, kept as they are",
+                           "choose another --out-dir (or --metrics-out), remove the file, or resume that run with --load-path")
+            }
+            return
+        }
+        // Keep the whole lines of steps up to the checkpoint's; cut the file after the last of them.
+        var keep = 0, offset = 0
+        for line in existing.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            let end = offset + line.count + 1
+            defer { offset = end }
+            guard end <= existing.count else { break }   // no newline: half a line
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
+                  let s = (object["step"] as? NSNumber)?.intValue, s <= step else { break }
+            keep = end
+        }
+        if keep < existing.count {
+            dropped = existing[keep...].split(separator: UInt8(ascii: "\n")).count
+            guard ftruncate(fd, off_t(keep)) == 0 else {
+                close(fd)
+                throw fail("cannot drop the lines past step \(step) (\(String(cString: strerror(errno))))",
+                           "check that it is writable")
             }
         }
-        handle = try FileHandle(forWritingTo: url)
-        try handle.seekToEnd()
     }
 
     public func write(_ m: StepMetrics) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        try handle.write(contentsOf: encoder.encode(m) + Data("\n".utf8))
+        // NaN and infinity are not JSON; a diverging run stops before it gets here, but a metric
+        // such as the throughput of a step timed at zero seconds must never stop the run.
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf",
+                                                                      nan: "nan")
+        let line = try encoder.encode(m) + Data("\n".utf8)
+        let before = isRegularFile ? lseek(fd, 0, SEEK_END) : -1
+        let written = line.withUnsafeBytes { Foundation.write(fd, $0.baseAddress, $0.count) }
+        guard written == line.count else {
+            let reason = written < 0 ? String(cString: strerror(errno)) : "only \(written) of \(line.count) bytes written"
+            if before >= 0 { _ = ftruncate(fd, before) }   // no half line left behind
+            throw TrainingError.data("cannot append step \(m.step) to the metrics file \(url.path) (\(reason))")
+        }
     }
 
-    deinit { try? handle.close() }
+    deinit { close(fd) }
 }
 
 /// Draws the loss per step as an SVG line chart, with the uniform-guess level as a reference.

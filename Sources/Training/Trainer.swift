@@ -54,6 +54,9 @@ public struct ParallelHooks {
     public var gatherCheckpoint: ((_ local: CheckpointContents) throws -> CheckpointContents)?
     public var scatterCheckpoint: ((_ whole: CheckpointContents, _ model: LlamaForCausalLM, _ optimizer: AdamW) throws -> Void)?
     public var worldSize = 1
+    /// Whether any rank of the world says yes (an all-reduce of a flag): ranks must agree to stop
+    /// after the same step, and a signal reaches them at different moments.
+    public var anyRank: (Bool) throws -> Bool = { $0 }
 
     public init() {}
 }
@@ -65,6 +68,12 @@ public final class Trainer {
     public let options: TrainOptions
     public let parallel: ParallelHooks
     public private(set) var state: TrainerState
+    /// Said once when the run starts: resume notes, leftovers removed, disk-space warnings.
+    public private(set) var notes: [String] = []
+    /// The step of the newest checkpoint this run wrote (nil: none yet).
+    public private(set) var lastSavedStep: Int?
+    /// True when a signal (Ctrl-C) ended the run early, after saving (see `StopRequest`).
+    public private(set) var stoppedBySignal = false
 
     /// Prepares a run; with `options.loadPath` it restores model, optimizer, data position and
     /// history from that checkpoint, so the run continues exactly where it stopped.
@@ -78,7 +87,11 @@ public final class Trainer {
                                             warmupSteps: o.warmupSteps, totalSteps: o.steps)
         var loaderState: LoaderState?
         if let path = o.loadPath {
-            let dir = try Checkpoint.resolve(path)
+            let (dir, skipped) = try Checkpoint.resolveNoting(path)
+            if !skipped.isEmpty {
+                notes.append("note: resuming from \(dir.lastPathComponent); passed over \(skipped.joined(separator: ", ")), "
+                             + "which \(skipped.count == 1 ? "is" : "are") not a complete checkpoint")
+            }
             // Checkpoints hold the whole model; a sharded model takes its slices of it.
             let whole = try Checkpoint.read(from: dir, config: model.config, names: model.namedParameters.map(\.0))
             if let scatter = parallel.scatterCheckpoint {
@@ -111,6 +124,18 @@ public final class Trainer {
                                                + "\(state.step)); this run would write over it: choose another save_dir (--out-dir)")
             }
         }
+        // Find out now, not after the last step, whether the work can be kept.
+        if parallel.isMainRank, let dir = o.saveDir {
+            let removed = Checkpoint.removeStaleTemporaries(in: dir)
+            if !removed.isEmpty {
+                notes.append("note: removed \(removed.count) unfinished checkpoint folder(s) of interrupted saves in \(dir.path)")
+            }
+            // Saves at each multiple of save_frequency after the resume point, and at the last step.
+            let f = o.saveFrequency
+            let saves = f > 0 ? o.steps / f - state.step / f + (o.steps % f == 0 ? 0 : 1) : 1
+            let bytes = Checkpoint.estimatedBytes(parameters: model.config.parameterCount)
+            if let warning = try Checkpoint.checkRoom(in: dir, bytes: bytes, saves: saves) { notes.append(warning) }
+        }
     }
 
     /// Tokens one optimizer step consumes over all ranks.
@@ -135,9 +160,17 @@ public final class Trainer {
         try parallel.synchronizer?.finishStep()
         let norm = GradientClipping.clip(model.parameters, maxNorm: options.maxGradNorm,
                                          globalSquaredNorm: try parallel.globalSquaredNorm(model.parameters))
+        let loss = try parallel.averageOverDataParallel(lossSum / Float(a))
+        // Both numbers are the same on every rank (reduced), so every rank stops here together, and
+        // the weights are still those of the last good step: never let the optimizer apply NaN.
+        guard loss.isFinite, norm.isFinite else {
+            throw TrainingError.diverged("at step \(state.step + 1) the loss is \(describeValue(loss)) and the gradient norm \(describeValue(Float(norm))): "
+                                         + "training diverged, and the weights were not updated with it; lower the "
+                                         + "learning rate (--lr) or raise warmup"
+                                         + (lastSavedStep.map { ", and resume from the checkpoint of step \($0)" } ?? ""))
+        }
         optimizer.step(lr: lr)
         optimizer.zeroGrad()
-        let loss = try parallel.averageOverDataParallel(lossSum / Float(a))
         state.step += 1
         state.tokensSeen += tokensPerStep
         state.loader = loader.state
@@ -145,14 +178,24 @@ public final class Trainer {
         return (loss, norm, lr)
     }
 
-    /// Runs to `options.steps`, printing through `log` on the main rank. Returns every step's metrics.
+    /// Runs to `options.steps` (or until a signal asks to stop, see `StopRequest`), printing
+    /// through `log` on the main rank. Returns every step's metrics.
     @discardableResult
     public func run(log: (String) -> Void) throws -> [StepMetrics] {
-        let metrics = try parallel.isMainRank ? options.metricsFile.map { try MetricsWriter(url: $0, append: options.loadPath != nil) } : nil
+        var metrics: MetricsWriter?
+        if parallel.isMainRank, let url = options.metricsFile {
+            metrics = try MetricsWriter(url: url, resumingAt: options.loadPath != nil ? state.step : nil)
+            if let m = metrics, m.dropped > 0 {
+                log("note: dropped \(m.dropped) line(s) past step \(state.step) from \(url.path): that run went on after "
+                    + "its last checkpoint, and this one repeats those steps")
+            }
+        }
+        if parallel.isMainRank { notes.forEach(log) }
         let flopsPerToken = Throughput.trainingFlopsPerToken(model.config, sequenceLength: options.sequenceLength)
         var all = [StepMetrics]()
         var elapsed = 0.0, timedSteps = 0
         if state.step > 0 { log("resumed at step \(state.step) (\(state.tokensSeen) tokens seen)") }
+        var finalSaveError: Error?
         while state.step < options.steps {
             let start = DispatchTime.now().uptimeNanoseconds
             let (loss, norm, lr) = try step()
@@ -165,27 +208,57 @@ public final class Trainer {
             let m = StepMetrics(step: state.step, loss: loss, lr: lr, gradNorm: norm, tokensPerSecond: tps,
                                 tokensSeen: state.tokensSeen, mfu: mfu, memoryBytes: Throughput.residentBytes(), seconds: seconds)
             all.append(m)
-            try metrics?.write(m)
+            do { try metrics?.write(m) } catch {
+                // The run is worth more than its log: say so once and train on.
+                log("warning: \(error); metrics are no longer written, training goes on")
+                metrics = nil
+            }
             let eta = Double(options.steps - state.step) * (timedSteps > 0 ? elapsed / Double(timedSteps) : seconds)
             if parallel.isMainRank && (state.step % max(options.logFrequency, 1) == 0 || state.step == 1
                                        || state.step == options.steps) {
                 log(m.line(totalSteps: options.steps, eta: eta))
             }
-            guard loss.isFinite else {
-                throw TrainingError.data("the loss is \(loss) at step \(state.step): training diverged; "
-                                         + "lower the learning rate (--lr) or raise warmup")
+            let stop = try parallel.anyRank(StopRequest.signal != nil)   // every rank, every step
+            let last = state.step == options.steps || stop
+            guard let dir = options.saveDir,
+                  last || (options.saveFrequency > 0 && state.step % options.saveFrequency == 0) else {
+                if stop { stoppedBySignal = true; break } else { continue }
             }
-            if let dir = options.saveDir,
-               state.step == options.steps || (options.saveFrequency > 0 && state.step % options.saveFrequency == 0) {
+            do {
                 try save(to: dir)   // every rank: gathering shards is a collective
-                log("checkpoint: \(dir.appendingPathComponent(Checkpoint.directoryName(step: state.step)).path)")
+            } catch {
+                guard parallel.isMainRank else { throw error }
+                if !last {   // training state is still here: the next save may succeed
+                    log("warning: \(error); training goes on and the next save tries again")
+                    continue
+                }
+                finalSaveError = error
+                if stop { stoppedBySignal = true }
+                break
+            }
+            log("checkpoint: \(dir.appendingPathComponent(Checkpoint.directoryName(step: state.step)).path)")
+            if stop {
+                stoppedBySignal = true
+                log("stopped after step \(state.step) of \(options.steps) by signal \(StopRequest.signal ?? 0); continue with "
+                    + "--load-path \(dir.path) (and the same settings)")
+                break
             }
         }
         if parallel.isMainRank, let url = options.lossCurveFile {
             let svg = LossCurve.svg(losses: state.losses, title: "training loss",
                                     uniformLoss: Float(Foundation.log(Double(model.config.vocabSize))))
-            try Data(svg.utf8).write(to: url, options: .atomic)
-            log("loss curve: \(url.path)")
+            do {
+                try OutputFile.write(Data(svg.utf8), to: url)
+                log("loss curve: \(url.path)")
+            } catch {
+                log("warning: could not write the loss curve: \(error)")
+            }
+        }
+        if let finalSaveError {
+            let previous = lastSavedStep.map { "the last checkpoint saved is step \($0) (resume with --load-path)" }
+                ?? "no checkpoint of this run was saved"
+            let reason = (finalSaveError as? TrainingError)?.message ?? "\(finalSaveError)"
+            throw TrainingError.checkpoint("the run trained to step \(state.step), but \(reason); \(previous)")
         }
         return all
     }
@@ -194,7 +267,8 @@ public final class Trainer {
     public func save(to dir: URL) throws {
         let local = CheckpointContents(model: model, optimizer: optimizer, trainer: state)
         let whole = try parallel.gatherCheckpoint?(local) ?? local
-        guard parallel.isMainRank else { return }
+        guard parallel.isMainRank else { lastSavedStep = state.step; return }
         try Checkpoint.save(whole, to: dir)
+        lastSavedStep = state.step
     }
 }

@@ -18,7 +18,7 @@ struct LessonDP: ParsableCommand {
             Read Lessons/01-data-parallel.md alongside.
             """)
 
-    @Option(help: "Ranks as threads of this process (ignored under mpirun, which sets the world size).")
+    @Option(parsing: .unconditional, help: "Ranks as threads of this process (ignored under mpirun, which sets the world size).")
     var ranks: Int?
 
     @Option(name: .customLong("bucket-mb"), help: ArgumentHelp(
@@ -26,13 +26,13 @@ struct LessonDP: ParsableCommand {
             + "the lesson model has 0.36 MB of gradients, so 0.05 makes several)."))
     var bucketMB: Double = 0.05
 
-    @Option(help: "Gradient-accumulation steps A (micro-batches per optimizer step).")
+    @Option(parsing: .unconditional, help: "Gradient-accumulation steps A (micro-batches per optimizer step).")
     var accumulation: Int = 2
 
-    @Option(name: .customLong("micro-batch"), help: "Rows per micro-batch on each rank (B).")
+    @Option(name: .customLong("micro-batch"), parsing: .unconditional, help: "Rows per micro-batch on each rank (B).")
     var microBatch: Int = 2
 
-    @Option(help: "AdamW steps to train and compare with the single-process run.")
+    @Option(parsing: .unconditional, help: "AdamW steps to train and compare with the single-process run.")
     var steps: Int = 3
 
     @Flag(name: .customLong("verify-only"), help: "Print only the checks (for CI under mpirun).")

@@ -19,10 +19,10 @@ struct LessonTP: ParsableCommand {
             Read Lessons/02-tensor-parallel.md alongside.
             """)
 
-    @Option(help: "Ranks as threads of this process, = the tensor-parallel size (ignored under mpirun).")
+    @Option(parsing: .unconditional, help: "Ranks as threads of this process, = the tensor-parallel size (ignored under mpirun).")
     var ranks: Int?
 
-    @Option(help: "AdamW steps to train and compare with the single-process run.")
+    @Option(parsing: .unconditional, help: "AdamW steps to train and compare with the single-process run.")
     var steps: Int = 3
 
     @Flag(name: .customLong("verify-only"), help: "Print only the cut and the checks (for CI under mpirun).")

@@ -16,16 +16,16 @@ struct Bench: ParsableCommand {
     @Option(help: "Preset to measure: tiny, smollm-135m, or all.")
     var preset: String = "all"
 
-    @Option(help: "Timed steps per preset (after one warm-up step).")
+    @Option(parsing: .unconditional, help: "Timed steps per preset (after one warm-up step).")
     var steps: Int = 3
 
-    @Option(help: "Sequences per step (micro-batch).")
+    @Option(parsing: .unconditional, help: "Sequences per step (micro-batch).")
     var batch: Int = 4
 
-    @Option(help: "Tokens per sequence.")
+    @Option(parsing: .unconditional, help: "Tokens per sequence.")
     var seqLen: Int = 256
 
-    @Option(help: "OpenBLAS threads (default: all cores).")
+    @Option(parsing: .unconditional, help: "OpenBLAS threads (default: all cores).")
     var threads: Int?
 
     @Flag(help: "Print one JSON object per preset instead of a table.")
@@ -72,7 +72,7 @@ struct Bench: ParsableCommand {
                 ]
                 print("{" + fields.joined(separator: ",") + "}")
             } else {
-                print(String(format: "%@: %.0f tokens/s, %.1f GFLOP/s, MFU %.1f%% (%d params, %.2f s/step); "
+                print(String(format: "%@: %.0f tokens/s, %.1f GFLOP/s, MFU %.1f%% (%ld params, %.2f s/step); "
                              + "PyTorch eager reference: %@ tokens/s", name, r.tokensPerSecond, gflops,
                              100 * gflops / peak, r.parameters, r.secondsPerStep,
                              Self.pytorchReference[name] ?? "n/a"))

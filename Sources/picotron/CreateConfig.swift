@@ -25,16 +25,16 @@ struct CreateConfig: ParsableCommand {
     @Option(name: .customLong("exp_name"), help: "Experiment name; the config goes to <out_dir>/<exp_name>/config.json")
     var expName = "dummy_exp"
 
-    @Option(name: .customLong("tp"), help: "Number of tensor-parallel ranks.")
+    @Option(name: .customLong("tp"), parsing: .unconditional, help: "Number of tensor-parallel ranks.")
     var tp = 1
 
-    @Option(name: .customLong("cp"), help: "Number of context-parallel ranks.")
+    @Option(name: .customLong("cp"), parsing: .unconditional, help: "Number of context-parallel ranks.")
     var cp = 1
 
-    @Option(name: .customLong("dp"), help: "Number of data-parallel ranks.")
+    @Option(name: .customLong("dp"), parsing: .unconditional, help: "Number of data-parallel ranks.")
     var dp = 1
 
-    @Option(name: .customLong("pp"), help: "Number of pipeline-parallel stages.")
+    @Option(name: .customLong("pp"), parsing: .unconditional, help: "Number of pipeline-parallel stages.")
     var pp = 1
 
     @Option(name: .customLong("pp_engine"), help: "Pipeline schedule: 1f1b or afab.")
@@ -44,22 +44,22 @@ struct CreateConfig: ParsableCommand {
             help: "A preset (micro, tiny, smollm135m) or a local Hugging Face directory with a config.json.")
     var modelName = "micro"
 
-    @Option(name: .customLong("num_hidden_layers"), help: "Number of hidden layers (default: the model's).")
+    @Option(name: .customLong("num_hidden_layers"), parsing: .unconditional, help: "Number of hidden layers (default: the model's).")
     var numHiddenLayers: Int?
 
-    @Option(name: .customLong("num_attention_heads"), help: "Number of attention heads (default: the model's).")
+    @Option(name: .customLong("num_attention_heads"), parsing: .unconditional, help: "Number of attention heads (default: the model's).")
     var numAttentionHeads: Int?
 
-    @Option(name: .customLong("num_key_value_heads"), help: "Number of key/value heads (default: the model's).")
+    @Option(name: .customLong("num_key_value_heads"), parsing: .unconditional, help: "Number of key/value heads (default: the model's).")
     var numKeyValueHeads: Int?
 
-    @Option(name: .customLong("grad_acc_steps"), help: "Gradient accumulation: micro-batches per optimizer step.")
+    @Option(name: .customLong("grad_acc_steps"), parsing: .unconditional, help: "Gradient accumulation: micro-batches per optimizer step.")
     var gradAccSteps = 1
 
-    @Option(name: .customLong("mbs"), help: "Micro-batch size: sequences per forward pass on one dp rank.")
+    @Option(name: .customLong("mbs"), parsing: .unconditional, help: "Micro-batch size: sequences per forward pass on one dp rank.")
     var mbs = 1
 
-    @Option(name: .customLong("seq_len"), help: "Sequence length in tokens (picotron's default is 1024).")
+    @Option(name: .customLong("seq_len"), parsing: .unconditional, help: "Sequence length in tokens (picotron's default is 1024).")
     var seqLen = 256
 
     @Option(name: .customLong("subset_name"), help: "Hub dataset subset; kept in the file, not used on CPU.")

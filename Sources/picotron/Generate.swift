@@ -16,16 +16,16 @@ struct Generate: ParsableCommand {
     @Option(help: "The text to continue.")
     var prompt: String = "ROMEO:"
 
-    @Option(help: "How many tokens (bytes) to generate.")
+    @Option(parsing: .unconditional, help: "How many tokens (bytes) to generate.")
     var maxNewTokens: Int = 300
 
-    @Option(help: "Sampling temperature; 0 always picks the most likely byte.")
+    @Option(parsing: .unconditional, help: "Sampling temperature; 0 always picks the most likely byte.")
     var temperature: Float = 0.8
 
-    @Option(help: "Sample among the k most likely bytes (0: all).")
+    @Option(parsing: .unconditional, help: "Sample among the k most likely bytes (0: all).")
     var topK: Int = 40
 
-    @Option(help: "Random seed for sampling.")
+    @Option(parsing: .unconditional, help: "Random seed for sampling.")
     var seed: UInt64 = 0
 
     func validate() throws {
@@ -38,9 +38,15 @@ struct Generate: ParsableCommand {
     func run() throws {
         let dir = try Checkpoint.resolve(URL(fileURLWithPath: checkpoint))
         let model = try LlamaForCausalLM.load(directory: dir)
+        for (name, p) in model.namedParameters {
+            if let i = p.data.firstIndex(where: { !$0.isFinite }) {
+                throw RunError("\(dir.path): \(name) holds \(describeValue(p.data[i])) at index \(i), so every sample would be "
+                                      + "garbage; the run that saved it had diverged: use an earlier checkpoint")
+            }
+        }
         let tokenizer = ByteTokenizer()
         guard model.config.vocabSize == ByteTokenizer.vocabSize else {
-            throw ValidationError("\(dir.path) has vocab_size \(model.config.vocabSize); generate decodes byte-level "
+            throw RunError("\(dir.path) has vocab_size \(model.config.vocabSize); generate decodes byte-level "
                                   + "models (vocab 256) only, as `picotron train` makes from text")
         }
         print(prompt, terminator: "")

@@ -25,6 +25,9 @@ struct ParallelPlan {
         var hooks = ParallelHooks()
         hooks.isMainRank = grid.worldRank == 0
         hooks.worldSize = grid.worldSize
+        if grid.worldSize > 1 {   // a stop request (Ctrl-C) counts when any rank has it
+            hooks.anyRank = { flag in try grid.world.allReduced([flag ? 1 : 0], op: .max)[0] > 0 }
+        }
 
         // Tensor parallelism: each rank builds only its shards, straight from the seed.
         let model: LlamaForCausalLM

@@ -14,3 +14,10 @@ struct Picotron: ParsableCommand {
         Self.main(nil)
     }
 }
+
+/// A failure found while running (a file, a size, a value in the data), as opposed to a flag the
+/// user mistyped: printed as `Error: <message>` without the usage text a `ValidationError` adds.
+struct RunError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

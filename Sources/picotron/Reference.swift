@@ -37,21 +37,28 @@ struct Reference: ParsableCommand {
     /// Reads and checks a transformers-style batch file.
     static func readBatch(_ url: URL, vocab: Int) throws -> (ids: [Int], labels: [Int], batch: Int, length: Int) {
         let file = try SafeTensorsFile(contentsOf: url)
+        for name in ["input_ids", "labels"] {
+            let dtype = try file.info(name).dtype
+            guard dtype == .i64 || dtype == .i32 else {
+                throw RunError("\(url.path): \(name) is \(dtype.rawValue), but token ids are integers: save it as "
+                                      + "int64 (torch.long), e.g. `save_file({\"\(name)\": \(name).long(), ...}, path)`")
+            }
+        }
         let shape = try file.info("input_ids").shape
         let labelShape = try file.info("labels").shape
         guard shape.count == 2, shape[0] > 0, shape[1] > 0 else {
-            throw ValidationError("\(url.path): input_ids has shape \(shape); expected [batch, seq] with both > 0")
+            throw RunError("\(url.path): input_ids has shape \(shape); expected [batch, seq] with both > 0")
         }
         guard labelShape == shape else {
-            throw ValidationError("\(url.path): labels has shape \(labelShape) but input_ids \(shape); they must match")
+            throw RunError("\(url.path): labels has shape \(labelShape) but input_ids \(shape); they must match")
         }
         let ids = try file.int64s("input_ids").map { Int($0) }
         let labels = try file.int64s("labels").map { Int($0) }
         if let bad = ids.first(where: { $0 < 0 || $0 >= vocab }) {
-            throw ValidationError("\(url.path): input_ids holds \(bad), outside the model's vocabulary 0..<\(vocab)")
+            throw RunError("\(url.path): input_ids holds \(bad), outside the model's vocabulary 0..<\(vocab)")
         }
         if let bad = labels.first(where: { $0 != LlamaForCausalLM.ignoreIndex && ($0 < 0 || $0 >= vocab) }) {
-            throw ValidationError("\(url.path): labels holds \(bad); labels must be in 0..<\(vocab) or -100 (ignored)")
+            throw RunError("\(url.path): labels holds \(bad); labels must be in 0..<\(vocab) or -100 (ignored)")
         }
         return (ids, labels, shape[0], shape[1])
     }

@@ -24,23 +24,23 @@ struct Train: ParsableCommand {
     @Option(help: "Train on a pre-tokenized file (nanoGPT .bin or llm.c format).") var tokenFile: String?
     @Option(help: "Element type of a raw token file: uint16 or uint32.") var tokenDtype: String?
 
-    @Option(help: "Optimizer steps (training.total_train_steps).") var steps: Int?
-    @Option(help: "Random seed (training.seed).") var seed: Int?
-    @Option(help: "Peak learning rate (training.learning_rate).") var lr: Double?
-    @Option(help: "Sequences per micro-batch (training.micro_batch_size).") var mbs: Int?
-    @Option(help: "Micro-batches per step (training.gradient_accumulation_steps).") var gradAcc: Int?
-    @Option(help: "Tokens per sequence (training.seq_length).") var seqLen: Int?
-    @Option(help: "Data-parallel size (distributed.dp_size).") var dp: Int?
-    @Option(help: "Tensor-parallel size (distributed.tp_size).") var tp: Int?
-    @Option(help: "Data-parallel all-reduce bucket size in MB (PyTorch DDP's default is 25).") var bucketMb: Double = 25
-    @Option(help: "In-process ranks to start (default: dp × pp × cp × tp); ignored under mpirun.") var ranks: Int?
+    @Option(parsing: .unconditional, help: "Optimizer steps (training.total_train_steps).") var steps: Int?
+    @Option(parsing: .unconditional, help: "Random seed (training.seed).") var seed: Int?
+    @Option(parsing: .unconditional, help: "Peak learning rate (training.learning_rate).") var lr: Double?
+    @Option(parsing: .unconditional, help: "Sequences per micro-batch (training.micro_batch_size).") var mbs: Int?
+    @Option(parsing: .unconditional, help: "Micro-batches per step (training.gradient_accumulation_steps).") var gradAcc: Int?
+    @Option(parsing: .unconditional, help: "Tokens per sequence (training.seq_length).") var seqLen: Int?
+    @Option(parsing: .unconditional, help: "Data-parallel size (distributed.dp_size).") var dp: Int?
+    @Option(parsing: .unconditional, help: "Tensor-parallel size (distributed.tp_size).") var tp: Int?
+    @Option(parsing: .unconditional, help: "Data-parallel all-reduce bucket size in MB (PyTorch DDP's default is 25).") var bucketMb: Double = 25
+    @Option(parsing: .unconditional, help: "In-process ranks to start (default: dp × pp × cp × tp); ignored under mpirun.") var ranks: Int?
 
     @Option(help: "Folder for metrics, loss curve and checkpoints (default runs/<time>).") var outDir: String?
     @Option(help: "Metrics file, JSON lines (default <out-dir>/metrics.jsonl).") var metricsOut: String?
     @Option(help: "Checkpoint folder (checkpoint.save_dir; relative to --out-dir).") var saveDir: String?
-    @Option(help: "Resume from a checkpoint, or the latest in a folder (checkpoint.load_path).") var loadPath: String?
-    @Option(help: "Print a progress line every N steps (logging.log_frequency).") var logEvery: Int?
-    @Option(help: "Bytes to sample at the end (0: none).") var sample: Int = 300
+    @Option(parsing: .unconditional, help: "Resume from a checkpoint, or the latest in a folder (checkpoint.load_path).") var loadPath: String?
+    @Option(parsing: .unconditional, help: "Print a progress line every N steps (logging.log_frequency).") var logEvery: Int?
+    @Option(parsing: .unconditional, help: "Bytes to sample at the end (0: none).") var sample: Int = 300
 
     func run() throws {
         keepFreedMemoryForReuse()
@@ -60,6 +60,7 @@ struct Train: ParsableCommand {
         let modelConfig = try cfg.resolvedModelConfig()
         let dataset = try cfg.loadDataset()
         let runDir = URL(fileURLWithPath: outDir ?? "runs/\(Self.timestamp())")
+        try Self.makeRunFolder(runDir)
         var options = cfg.trainOptions(runDir: runDir)
         if let note = OpenBLASSetup.note { print(note) }
         if let advice = BLAS.kernelAdvice { print(advice) }
@@ -69,6 +70,7 @@ struct Train: ParsableCommand {
             options.peakGFLOPSPerRank = Throughput.measureSgemmPeak() / Double(inProcessRanks)
         }
 
+        StopRequest.install()   // Ctrl-C: finish the step, save, exit (see README, "Stopping a run")
         let status = Launcher.run(ranks: Launcher.isUnderMPI ? nil : inProcessRanks) { world in
             var options = options
             if Launcher.isUnderMPI {
@@ -80,6 +82,21 @@ struct Train: ParsableCommand {
                            runDir: runDir, sample: sample, bucketMB: bucketMb)
         }
         if status != 0 { throw ExitCode(status) }
+        if let stopped = StopRequest.exitStatus { throw ExitCode(stopped) }
+    }
+
+    /// The run folder exists before anything is written into it (the loss curve, metrics and
+    /// checkpoints may each be configured elsewhere, but it always holds the loss curve).
+    static func makeRunFolder(_ dir: URL) throws {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDirectory), !isDirectory.boolValue {
+            throw RunError("--out-dir \(dir.path) is a file, not a folder; choose a folder for the run's "
+                                  + "metrics, loss curve and checkpoints")
+        }
+        do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
+            throw RunError("cannot create the run folder \(dir.path) (\(OutputFile.describe(error))); "
+                                  + "choose another --out-dir")
+        }
     }
 
     func loadConfig() throws -> (PicotronConfig, [String]) {
@@ -97,11 +114,11 @@ struct Train: ParsableCommand {
                                          bucketMB: bucketMB)
         out.rank0("model: \(cfg.model.name), \(plan.model.parameterCount) parameters on this rank; "
                   + "data: \(dataset.name), \(dataset.count) tokens")
-        out.rank0(String(format: "grid: %@; %d steps × %d tokens; out: %@; sgemm peak per rank %.1f GFLOP/s",
+        out.rank0(String(format: "grid: %@; %ld steps × %ld tokens; out: %@; sgemm peak per rank %.1f GFLOP/s",
                          grid.description, options.steps, cfg.tokensPerStep, runDir.path, options.peakGFLOPSPerRank))
         let trainer = try Trainer(model: plan.model, dataset: dataset, options: options, parallel: plan.hooks)
         try trainer.run { out.rank0($0) }
-        guard sample > 0, options.tokenizer == "byte", modelConfig.vocabSize == ByteTokenizer.vocabSize else { return }
+        guard !trainer.stoppedBySignal, sample > 0, options.tokenizer == "byte", modelConfig.vocabSize == ByteTokenizer.vocabSize else { return }
         let full = try plan.fullModel()   // a collective with tensor parallelism: every rank calls it
         guard grid.worldRank == 0 else { return }
         print("\n--- sample (temperature 0.8, top-k 40) ---")

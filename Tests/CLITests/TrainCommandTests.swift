@@ -148,15 +148,28 @@ enum Picotron {
         return dir.appendingPathComponent("picotron")
     }
 
-    static func run(_ arguments: [String]) throws -> Result {
+    /// Runs `picotron arguments` in `directory` (default: the test's own) to the end.
+    static func run(_ arguments: [String], in directory: URL? = nil) throws -> Result {
+        guard let (process, pipe) = try start(arguments, in: directory) else {
+            return Result(status: -1, output: "", crashed: false)
+        }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, output: String(decoding: data, as: UTF8.self),
+                      crashed: process.terminationReason == .uncaughtSignal)
+    }
+
+    /// Starts `picotron arguments`; its output (stdout and stderr together) comes through the pipe.
+    static func start(_ arguments: [String], in directory: URL? = nil) throws -> (Process, Pipe)? {
         let exe = executable
         guard FileManager.default.isExecutableFile(atPath: exe.path) else {
             XCTFail("no picotron executable at \(exe.path): build it first (swift build)")
-            return Result(status: -1, output: "", crashed: false)
+            return nil
         }
         let process = Process()
         process.executableURL = exe
         process.arguments = arguments
+        if let directory { process.currentDirectoryURL = directory }
         var environment = ProcessInfo.processInfo.environment
         environment["OPENBLAS_NUM_THREADS"] = "1"
         process.environment = environment
@@ -164,9 +177,6 @@ enum Picotron {
         process.standardOutput = pipe
         process.standardError = pipe
         try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, output: String(decoding: data, as: UTF8.self),
-                      crashed: process.terminationReason == .uncaughtSignal)
+        return (process, pipe)
     }
 }

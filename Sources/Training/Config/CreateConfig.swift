@@ -95,21 +95,14 @@ extension PicotronConfig {
             throw TrainingError.config("\(file.path) already exists; refusing to overwrite it. Pass --force to "
                                        + "replace it, or choose another --exp_name or --out_dir")
         }
-        let directory = file.deletingLastPathComponent()
-        let temporary = directory.appendingPathComponent(".\(file.lastPathComponent).\(UUID().uuidString).tmp")
         do {
-            try fm.createDirectory(at: directory, withIntermediateDirectories: true)
-            try jsonData().write(to: temporary)
+            try fm.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+            // A regular file is replaced in one step (a reader sees the old file or the new one, never
+            // half); a symbolic link is followed, a device written through (OutputFile).
+            try OutputFile.write(try jsonData(), to: file)
         } catch {
-            try? fm.removeItem(at: temporary)
-            throw TrainingError.config("cannot write \(file.path): \(error.localizedDescription); "
+            throw TrainingError.config("cannot write \(file.path): \(OutputFile.describe(error)); "
                                        + "check that the directory is writable")
-        }
-        // rename(2) replaces the target in one step: a reader sees the old file or the new one, never half.
-        guard rename(temporary.path, file.path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            try? fm.removeItem(at: temporary)
-            throw TrainingError.config("cannot move the new config into \(file.path): \(reason)")
         }
     }
 

@@ -24,8 +24,10 @@ extension PicotronConfig {
         guard !isDirectory.boolValue else {
             throw TrainingError.config("\(path) is a directory; pass the config.json file inside it")
         }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw TrainingError.config("\(path): cannot read the file (check its permissions)")
+        let data: Data
+        // Through a file handle: Data(contentsOf:) refuses devices and pipes (`--config /dev/stdin`).
+        do { data = try FileHandle(forReadingFrom: url).readToEnd() ?? Data() } catch {
+            throw TrainingError.config("\(path): cannot read the file (\(OutputFile.describe(error)))")
         }
         let bytes = [UInt8](data)
         let json: JSONValue

@@ -15,6 +15,7 @@
 // llmc/dataloader.h (the header checks mirrored below).
 
 import Foundation
+import Llama
 
 /// Width of one token id in a token file.
 public enum TokenDType: String, Codable, Sendable, CaseIterable {
@@ -130,7 +131,7 @@ extension TokenDataset {
         case .uint16: tokens.forEach { append(UInt16($0)) }
         case .uint32: tokens.forEach { append(UInt32($0)) }
         }
-        try bytes.write(to: url)
+        try OutputFile.write(bytes, to: url)
     }
 
     static func readInt32s(_ raw: UnsafeRawBufferPointer, count: Int) -> [Int32] {
