@@ -34,14 +34,10 @@ extension PicotronConfig {
         // model
         check(!model.name.trimmingCharacters(in: .whitespaces).isEmpty,
               "model.name is empty; name a preset (\(Self.presetList)) or a local directory with a config.json")
-        let sizes: [(String, Int?)] = [
-            ("num_hidden_layers", model.numHiddenLayers), ("num_attention_heads", model.numAttentionHeads),
-            ("num_key_value_heads", model.numKeyValueHeads), ("hidden_size", model.hiddenSize),
-            ("intermediate_size", model.intermediateSize), ("vocab_size", model.vocabSize),
-        ]
-        for case let (key, value?) in sizes {
+        for case let (key, value?) in modelSizeOverrides {
             atLeast("model.\(key)", value, 1, "or leave it out to keep the model's own")
         }
+        problems += modelSizeLimitProblems()
 
         // training
         let t = training
@@ -90,5 +86,21 @@ extension PicotronConfig {
         guard !problems.isEmpty else { return }
         throw TrainingError.config(problems.count == 1 ? problems[0]
             : "\(problems.count) problems:\n  " + problems.joined(separator: "\n  "))
+    }
+
+    /// The model section's size overrides by key, nil where the model's own size is kept.
+    var modelSizeOverrides: [(String, Int?)] {
+        [("num_hidden_layers", model.numHiddenLayers), ("num_attention_heads", model.numAttentionHeads),
+         ("num_key_value_heads", model.numKeyValueHeads), ("hidden_size", model.hiddenSize),
+         ("intermediate_size", model.intermediateSize), ("vocab_size", model.vocabSize)]
+    }
+
+    /// The model overrides above their limits (`LlamaConfig.sizeLimits`), one message each.
+    func modelSizeLimitProblems() -> [String] {
+        modelSizeOverrides.compactMap { key, value in
+            guard let value, let (limit, why) = LlamaConfig.sizeLimit(of: key), value > limit else { return nil }
+            return "model.\(key) is \(value), above this implementation's limit of \(limit) (\(why)); "
+                + "choose \(limit) or less"
+        }
     }
 }

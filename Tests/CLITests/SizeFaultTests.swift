@@ -1,0 +1,91 @@
+// Sizes a user can get absurdly wrong, as a user types them: each must end quickly with one clear
+// message and a non-zero status, never a trap, a crash in the allocator or a process that spins forever.
+
+import Foundation
+import XCTest
+
+final class SizeFaultTests: XCTestCase {
+    var tmp: URL!
+    override func setUp() {
+        tmp = FileManager.default.temporaryDirectory.appendingPathComponent("picotron-sizes-\(UUID())")
+        try? FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+    }
+    override func tearDown() { try? FileManager.default.removeItem(at: tmp) }
+
+    /// A one-step run without a sample, writing under the test's folder.
+    func train(_ extra: [String]) -> [String] {
+        ["train", "--steps", "1", "--sample", "0", "--out-dir", tmp.appendingPathComponent("run").path] + extra
+    }
+
+    /// A picotron config holding `json`, for `--config`.
+    func config(_ json: String) throws -> String {
+        let url = tmp.appendingPathComponent("config-\(UUID()).json")
+        try Data(json.utf8).write(to: url)
+        return url.path
+    }
+
+    /// Runs picotron and checks it fails cleanly within `seconds`, naming each of `says`.
+    func assertRefused(_ args: [String], says: [String], within seconds: Double = 60,
+                       file: StaticString = #filePath, line: UInt = #line) throws {
+        let r = try Picotron.run(args, timeout: seconds)
+        let command = args.joined(separator: " ")
+        XCTAssertFalse(r.timedOut, "\(command) still ran after \(seconds) s", file: file, line: line)
+        XCTAssertNotEqual(r.status, 0, "\(command) should fail", file: file, line: line)
+        XCTAssertFalse(r.crashed, "\(command) crashed:\n\(r.output)", file: file, line: line)
+        for s in says {
+            XCTAssertTrue(r.output.contains(s), "\(command): the message should say \(s):\n\(r.output)",
+                          file: file, line: line)
+        }
+    }
+
+    // MARK: Item 7: sizes that made divisor listing spin forever
+
+    func testHugeModelSizesAreRefusedAtOnce() throws {
+        try assertRefused(train(["--config", try config(#"{"model": {"hidden_size": 1000000000001}}"#)]),
+                          says: ["model.hidden_size is 1000000000001", "limit of 16777216"], within: 20)
+        try assertRefused(train(["--config", try config(#"{"model": {"num_attention_heads": 4000000000000000000}}"#)]),
+                          says: ["model.num_attention_heads", "limit of 65536"], within: 20)
+        // Within the limits, a width the heads do not divide lists a few divisors near the asked heads.
+        try assertRefused(train(["--config", try config(#"{"model": {"hidden_size": 16777215}}"#)]),
+                          says: ["not divisible by num_attention_heads 4", "nearest 4)"], within: 20)
+    }
+}
+
+extension Picotron {
+    struct BoundedResult { let status: Int32; let output: String; let crashed: Bool; let timedOut: Bool }
+
+    /// `run(_:)` with a time limit: a process still running after `timeout` seconds is killed and
+    /// reported as `timedOut`, so a regression to a hang fails the test instead of stalling it.
+    /// `shell` runs first in `/bin/sh` (e.g. `ulimit -v 2000000`), then picotron replaces it.
+    static func run(_ arguments: [String], timeout: Double, shell: String? = nil,
+                    environment extra: [String: String] = [:]) throws -> BoundedResult {
+        let process = Process()
+        if let shell {
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", "\(shell) && exec \"$0\" \"$@\"", executable.path] + arguments
+        } else {
+            process.executableURL = executable
+            process.arguments = arguments
+        }
+        var environment = ProcessInfo.processInfo.environment
+        environment["OPENBLAS_NUM_THREADS"] = "1"
+        environment.merge(extra) { $1 }
+        process.environment = environment
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("picotron-out-\(UUID())")
+        FileManager.default.createFile(atPath: output.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: output) }
+        let handle = try FileHandle(forWritingTo: output)
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        let timedOut = process.isRunning
+        if timedOut { process.terminate() }
+        process.waitUntilExit()
+        try handle.close()
+        let text = String(decoding: try Data(contentsOf: output), as: UTF8.self)
+        return BoundedResult(status: process.terminationStatus, output: text,
+                             crashed: !timedOut && process.terminationReason == .uncaughtSignal, timedOut: timedOut)
+    }
+}
