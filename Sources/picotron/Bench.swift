@@ -72,7 +72,7 @@ struct Bench: ParsableCommand {
                 ]
                 print("{" + fields.joined(separator: ",") + "}")
             } else {
-                print(String(format: "%@: %.0f tokens/s, %.1f GFLOP/s, MFU %.1f%% (%d params, %.2f s/step); "
+                print(String(format: "%@: %.0f tokens/s, %.1f GFLOP/s, MFU %.1f%% (%ld params, %.2f s/step); "
                              + "PyTorch eager reference: %@ tokens/s", name, r.tokensPerSecond, gflops,
                              100 * gflops / peak, r.parameters, r.secondsPerStep,
                              Self.pytorchReference[name] ?? "n/a"))

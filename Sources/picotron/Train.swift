@@ -97,7 +97,7 @@ struct Train: ParsableCommand {
                                          bucketMB: bucketMB)
         out.rank0("model: \(cfg.model.name), \(plan.model.parameterCount) parameters on this rank; "
                   + "data: \(dataset.name), \(dataset.count) tokens")
-        out.rank0(String(format: "grid: %@; %d steps × %d tokens; out: %@; sgemm peak per rank %.1f GFLOP/s",
+        out.rank0(String(format: "grid: %@; %ld steps × %ld tokens; out: %@; sgemm peak per rank %.1f GFLOP/s",
                          grid.description, options.steps, cfg.tokensPerStep, runDir.path, options.peakGFLOPSPerRank))
         let trainer = try Trainer(model: plan.model, dataset: dataset, options: options, parallel: plan.hooks)
         try trainer.run { out.rank0($0) }

@@ -49,6 +49,17 @@ final class SizeFaultTests: XCTestCase {
         try assertRefused(train(["--config", try config(#"{"model": {"hidden_size": 16777215}}"#)]),
                           says: ["not divisible by num_attention_heads 4", "nearest 4)"], within: 20)
     }
+
+    // MARK: Item 6: products of sizes that overflowed
+
+    func testTokensPerStepThatOverflowIsRefused() throws {
+        try assertRefused(train(["--mbs", "4611686018427387904", "--seq-len", "4"]),
+                          says: ["tokens per optimizer step", "more than a 64-bit integer holds"])
+        try assertRefused(train(["--grad-acc", "4611686018427387904", "--seq-len", "4"]),
+                          says: ["training.gradient_accumulation_steps 4611686018427387904", "64-bit"])
+        try assertRefused(train(["--dp", "4611686018427387904", "--tp", "4"]),
+                          says: ["ranks (the world size)", "64-bit"])
+    }
 }
 
 extension Picotron {

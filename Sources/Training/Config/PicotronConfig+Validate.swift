@@ -54,6 +54,15 @@ extension PicotronConfig {
                   + "distributed.cp_size \(d.cpSize): context parallelism gives each rank seq_length / cp_size "
                   + "tokens; choose a multiple of \(d.cpSize)")
         }
+        // Products of sizes, in overflow-checked arithmetic: a product that overflows would trap later.
+        let tokens = [("training.micro_batch_size", t.microBatchSize),
+                      ("training.gradient_accumulation_steps", t.gradientAccumulationSteps),
+                      ("distributed.dp_size", d.dpSize), ("training.seq_length", t.seqLength)]
+        if let problem = Self.productProblem(grid.map { ("distributed.\($0.0)", $0.1) }, "ranks (the world size)") {
+            problems.append(problem)
+        } else if let problem = Self.productProblem(tokens, "tokens per optimizer step") {
+            problems.append(problem)
+        }
         atLeast("training.warmup_steps", t.warmupSteps, 0, "0 means no warmup")
         oneOf("training.lr_schedule", t.lrSchedule, Training.lrSchedules)
         if let m = t.minLR {
@@ -102,5 +111,24 @@ extension PicotronConfig {
             return "model.\(key) is \(value), above this implementation's limit of \(limit) (\(why)); "
                 + "choose \(limit) or less"
         }
+    }
+
+    /// A message when the product of positive `factors` overflows Int (`multipliedReportingOverflow`),
+    /// naming each factor and the product's size; nil when it fits. Non-positive factors are
+    /// reported by their own rules.
+    static func productProblem(_ factors: [(String, Int)], _ what: String) -> String? {
+        guard factors.allSatisfy({ $0.1 >= 1 }) else { return nil }
+        var product = 1
+        for (_, value) in factors {
+            let (p, overflow) = product.multipliedReportingOverflow(by: value)
+            guard !overflow else {
+                let terms = factors.map { "\($0.0) \($0.1)" }.joined(separator: " × ")
+                let size = factors.reduce(1.0) { $0 * Double($1.1) }
+                return "\(terms) = \(String(format: "%.3g", size)) \(what), more than a 64-bit integer holds "
+                    + "(\(Int.max)); choose smaller values"
+            }
+            product = p
+        }
+        return nil
     }
 }
