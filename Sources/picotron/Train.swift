@@ -2,6 +2,7 @@ import ArgumentParser
 import Distributed
 import Foundation
 import Llama
+import Step1_DataParallel
 import TensorCore
 import Training
 
@@ -54,7 +55,7 @@ struct Train: ParsableCommand {
         if let tokenFile { cfg.dataset.tokenFile = tokenFile; cfg.dataset.textFile = nil }
         if let tokenDtype { cfg.dataset.tokenDType = tokenDtype }
         guard sample >= 0 else { throw ValidationError("--sample \(sample) must be ≥ 0") }
-        guard bucketMb > 0 else { throw ValidationError("--bucket-mb \(bucketMb) must be > 0") }
+        if let problem = bucketSizeProblem(megabytes: bucketMb) { throw ValidationError(problem) }
         try cfg.validate()
         for note in notes { print(note) }
         let modelConfig = try cfg.resolvedModelConfig()

@@ -25,9 +25,9 @@ final class SizeFaultTests: XCTestCase {
     }
 
     /// Runs picotron and checks it fails cleanly within `seconds`, naming each of `says`.
-    func assertRefused(_ args: [String], says: [String], within seconds: Double = 60,
+    func assertRefused(_ args: [String], says: [String], within seconds: Double = 60, program: String = "picotron",
                        file: StaticString = #filePath, line: UInt = #line) throws {
-        let r = try Picotron.run(args, timeout: seconds)
+        let r = try Picotron.run(args, timeout: seconds, program: program)
         let command = args.joined(separator: " ")
         XCTAssertFalse(r.timedOut, "\(command) still ran after \(seconds) s", file: file, line: line)
         XCTAssertNotEqual(r.status, 0, "\(command) should fail", file: file, line: line)
@@ -60,6 +60,15 @@ final class SizeFaultTests: XCTestCase {
         try assertRefused(train(["--dp", "4611686018427387904", "--tp", "4"]),
                           says: ["ranks (the world size)", "64-bit"])
     }
+
+    // MARK: Item 6: a bucket size that trapped in the MB → floats conversion
+
+    func testBucketSizesBeyondAnyModelAreRefused() throws {
+        for mb in ["inf", "1e300", "nan"] {
+            try assertRefused(train(["--dp", "2", "--bucket-mb", mb]), says: ["--bucket-mb", "at most 1048576"])
+        }
+        try assertRefused(["--bucket-mb", "inf"], says: ["--bucket-mb inf", "at most 1048576"], program: "lesson-dp")
+    }
 }
 
 extension Picotron {
@@ -67,15 +76,17 @@ extension Picotron {
 
     /// `run(_:)` with a time limit: a process still running after `timeout` seconds is killed and
     /// reported as `timedOut`, so a regression to a hang fails the test instead of stalling it.
-    /// `shell` runs first in `/bin/sh` (e.g. `ulimit -v 2000000`), then picotron replaces it.
-    static func run(_ arguments: [String], timeout: Double, shell: String? = nil,
+    /// `program` is picotron or another executable built beside it (`lesson-dp`). `shell` runs
+    /// first in `/bin/sh` (e.g. `ulimit -v 2000000`), then the program replaces it.
+    static func run(_ arguments: [String], timeout: Double, program: String = "picotron", shell: String? = nil,
                     environment extra: [String: String] = [:]) throws -> BoundedResult {
+        let exe = executable.deletingLastPathComponent().appendingPathComponent(program)
         let process = Process()
         if let shell {
             process.executableURL = URL(fileURLWithPath: "/bin/sh")
-            process.arguments = ["-c", "\(shell) && exec \"$0\" \"$@\"", executable.path] + arguments
+            process.arguments = ["-c", "\(shell) && exec \"$0\" \"$@\"", exe.path] + arguments
         } else {
-            process.executableURL = executable
+            process.executableURL = exe
             process.arguments = arguments
         }
         var environment = ProcessInfo.processInfo.environment
