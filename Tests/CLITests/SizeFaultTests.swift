@@ -69,6 +69,17 @@ final class SizeFaultTests: XCTestCase {
         }
         try assertRefused(["--bucket-mb", "inf"], says: ["--bucket-mb inf", "at most 1048576"], program: "lesson-dp")
     }
+
+    // MARK: A mismatched grid is one message, not one per rank thread
+
+    func testAGridThatDoesNotFitTheRanksIsReportedOnce() throws {
+        let r = try Picotron.run(train(["--dp", "2", "--ranks", "3"]), timeout: 60)
+        XCTAssertNotEqual(r.status, 0, r.output)
+        XCTAssertFalse(r.crashed, r.output)
+        let message = "world size 3 != dp 2 × pp 1 × cp 1 × tp 1 (= 2)"
+        XCTAssertEqual(r.output.components(separatedBy: message).count - 1, 1, "printed once:\n\(r.output)")
+        XCTAssertTrue(r.output.contains("every rank (3) failed: "), r.output)
+    }
 }
 
 extension Picotron {

@@ -41,19 +41,41 @@ public enum Launcher {
         setBLASThreads(blasThreads(ranksSharingCores: ranks))
         let results = world.run { try body($0) }
         var released: [Int] = []
+        var failed: [(message: String, ranks: [Int])] = []   // in order of first rank
         for (r, result) in results.enumerated() {
             guard case .failure(let error) = result else { continue }
             if case CommError.peerFailed = error {
                 released.append(r)
+            } else if let i = failed.firstIndex(where: { $0.message == "\(error)" }) {
+                failed[i].ranks.append(r)
             } else {
-                RankPrinter.write("rank \(r) failed: \(error)", to: stderr)
+                failed.append(("\(error)", [r]))
             }
         }
+        // Ranks that fail with the same message (a grid that does not fit the world fails on every
+        // rank) are reported once, not once per rank.
+        for (message, ranks) in failed {
+            let who = ranks.count == 1 ? "rank \(ranks[0])"
+                : ranks.count == world.size ? "every rank (\(ranks.count))" : "ranks \(rankList(ranks))"
+            RankPrinter.write("\(who) failed: \(message)", to: stderr)
+        }
         if !released.isEmpty, let reason = world.abortReason {
-            let list = released.map(String.init).joined(separator: ", ")
-            RankPrinter.write("rank(s) \(list) stopped because rank \(reason.rank) failed", to: stderr)
+            RankPrinter.write("rank(s) \(rankList(released)) stopped because rank \(reason.rank) failed", to: stderr)
         }
         return results.allSatisfy { if case .success = $0 { true } else { false } } ? 0 : 1
+    }
+
+    /// Ascending ranks as a short list, runs of three or more as ranges: "0, 2–5, 9".
+    static func rankList(_ ranks: [Int]) -> String {
+        var parts: [String] = []
+        var i = 0
+        while i < ranks.count {
+            var j = i
+            while j + 1 < ranks.count && ranks[j + 1] == ranks[j] + 1 { j += 1 }
+            parts += j - i >= 2 ? ["\(ranks[i])–\(ranks[j])"] : ranks[i...j].map(String.init)
+            i = j + 1
+        }
+        return parts.joined(separator: ", ")
     }
 
     private static func runMPI(ranks: Int?, _ body: (Communicator) throws -> Void) -> Int32 {
