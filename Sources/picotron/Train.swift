@@ -57,6 +57,7 @@ struct Train: ParsableCommand {
         guard sample >= 0 else { throw ValidationError("--sample \(sample) must be ≥ 0") }
         if let problem = bucketSizeProblem(megabytes: bucketMb) { throw ValidationError(problem) }
         try cfg.validate()
+        if !Launcher.isUnderMPI { try InProcessWorld.checkSize(ranks ?? cfg.worldSize) }   // before any work
         for note in notes { print(note) }
         let modelConfig = try cfg.resolvedModelConfig()
         let dataset = try cfg.loadDataset()

@@ -80,6 +80,29 @@ final class SizeFaultTests: XCTestCase {
         XCTAssertEqual(r.output.components(separatedBy: message).count - 1, 1, "printed once:\n\(r.output)")
         XCTAssertTrue(r.output.contains("every rank (3) failed: "), r.output)
     }
+
+    // MARK: Item 7: ranks beyond what the machine runs, and threads the system refuses
+
+    func testInProcessRanksAreBoundedOnEveryCommand() throws {
+        let says = ["100000 in-process ranks", "at most", "mpirun -np 100000"]
+        try assertRefused(train(["--ranks", "100000"]), says: says, within: 30)
+        try assertRefused(["selftest", "comm", "--ranks", "100000"], says: says, within: 30)
+        try assertRefused(["comm-bench", "--ranks", "100000"], says: says, within: 30)
+        try assertRefused(["--ranks", "100000"], says: says, within: 30, program: "lesson-dp")
+        try assertRefused(["--ranks", "100000"], says: says, within: 30, program: "lesson-tp")
+    }
+
+    /// A rank's thread the system refuses ends the run with the reason, instead of a process
+    /// asleep forever. As root `ulimit -u` is not enforced, so the address space is limited
+    /// instead: 200 stacks of 64 MB cannot fit in 2 GB.
+    func testAThreadTheSystemRefusesEndsTheRunWithTheReason() throws {
+        let r = try Picotron.run(["selftest", "comm", "--ranks", "200", "--large-count", "1024"], timeout: 60,
+                                 shell: "ulimit -v 2000000")
+        XCTAssertFalse(r.timedOut, "still asleep after 60 s:\n\(r.output)")
+        XCTAssertFalse(r.crashed, r.output)
+        XCTAssertNotEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("could not start rank ") && r.output.contains("lower --ranks"), r.output)
+    }
 }
 
 extension Picotron {

@@ -39,7 +39,13 @@ public enum Launcher {
             return 2
         }
         setBLASThreads(blasThreads(ranksSharingCores: ranks))
-        let results = world.run { try body($0) }
+        let results: [Result<Void, any Error>]
+        do {
+            results = try world.run { try body($0) }
+        } catch {
+            RankPrinter.write("error: \(error)", to: stderr)
+            return 2
+        }
         var released: [Int] = []
         var failed: [(message: String, ranks: [Int])] = []   // in order of first rank
         for (r, result) in results.enumerated() {
