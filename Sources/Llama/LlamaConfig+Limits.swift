@@ -15,13 +15,14 @@ extension LlamaConfig {
         ("num_hidden_layers", 1 << 16, "500 times Llama-3-405B's 126"),
         ("num_attention_heads", 1 << 16, "500 times Llama-3-405B's 128"),
         ("num_key_value_heads", 1 << 16, "as num_attention_heads"),
-        ("head_dim", 1 << 16, "500 times the usual 128"),
+        ("head_dim", 1 << 24, "as hidden_size"),
         ("max_position_embeddings", 1 << 24, "16 Mi positions, beyond any released Llama"),
     ]
 
-    /// The most parameters a config may describe: 2^50 (about 1.1e15, 4.5 PB of float32), so that
-    /// every Int product in `parameterCount` stays far from overflow.
-    public static let maxParameterCount = 1 << 50
+    /// The most parameters a config may describe: 2^56 (about 7.2e16, 288 PB of float32), so that
+    /// every Int product in `parameterCount` and every tensor's byte count stays below 2^63. (Far
+    /// smaller models are refused by the memory estimate of `picotron train`, with its numbers.)
+    public static let maxParameterCount = 1 << 56
 
     /// The limit of `key` (a config.json key), if it has one.
     public static func sizeLimit(of key: String) -> (limit: Int, why: String)? {
@@ -55,7 +56,7 @@ extension LlamaConfig {
         guard count <= Double(Self.maxParameterCount) else {
             throw ModelFileError(.invalidConfig, file: source,
                                  problem: "these sizes make about \(String(format: "%.2g", count)) parameters, "
-                                     + "above the limit of 2^50 (about 1.1e15)",
+                                     + "above the limit of 2^56 (about 7.2e16)",
                                  fix: "Choose fewer layers or a smaller hidden_size, intermediate_size or vocab_size")
         }
     }

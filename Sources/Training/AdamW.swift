@@ -100,12 +100,15 @@ public enum TrainingError: Error, CustomStringConvertible, LocalizedError {
     case config(String)
     case data(String)
     case checkpoint(String)
+    /// The run would need more memory than the machine has (see `MemoryEstimate`).
+    case memory(String)
 
     public var description: String {
         switch self {
         case .config(let m): return "config: \(m)"
         case .data(let m): return "data: \(m)"
         case .checkpoint(let m): return "checkpoint: \(m)"
+        case .memory(let m): return "memory: \(m)"
         }
     }
     public var errorDescription: String? { description }

@@ -42,6 +42,8 @@ struct Train: ParsableCommand {
     @Option(help: "Resume from a checkpoint, or the latest in a folder (checkpoint.load_path).") var loadPath: String?
     @Option(help: "Print a progress line every N steps (logging.log_frequency).") var logEvery: Int?
     @Option(help: "Bytes to sample at the end (0: none).") var sample: Int = 300
+    @Flag(help: "Run even when the memory estimate says the run does not fit this machine (prints a warning).")
+    var force = false
 
     func run() throws {
         keepFreedMemoryForReuse()
@@ -60,6 +62,11 @@ struct Train: ParsableCommand {
         if !Launcher.isUnderMPI { try InProcessWorld.checkSize(ranks ?? cfg.worldSize) }   // before any work
         for note in notes { print(note) }
         let modelConfig = try cfg.resolvedModelConfig()
+        // Before anything is allocated: a run that cannot fit is refused with the numbers and the fix.
+        let ranksSharingMemory = Launcher.isUnderMPI ? Launcher.mpiProcessesOnThisMachine : (ranks ?? cfg.worldSize)
+        if let warning = try MemoryEstimate(config: cfg, model: modelConfig).check(ranks: ranksSharingMemory, force: force) {
+            fputs(warning + "\n", stderr)   // unbuffered: the run it warns about may end in the allocator
+        }
         let dataset = try cfg.loadDataset()
         let runDir = URL(fileURLWithPath: outDir ?? "runs/\(Self.timestamp())")
         var options = cfg.trainOptions(runDir: runDir)

@@ -103,6 +103,24 @@ final class SizeFaultTests: XCTestCase {
         XCTAssertNotEqual(r.status, 0, r.output)
         XCTAssertTrue(r.output.contains("could not start rank ") && r.output.contains("lower --ranks"), r.output)
     }
+
+    // MARK: Item 6: runs larger than the machine, refused before anything is allocated
+
+    func testRunsThatCannotFitThisMachineAreRefusedWithTheNumbersAndTheFix() throws {
+        let wide = try config(#"{"model": {"hidden_size": 1048576, "num_hidden_layers": 1000}}"#)
+        try assertRefused(train(["--config", wide]),
+                          says: ["memory: this run needs about", "PiB per rank", "use a smaller model", "--force"])
+        let vocab = try config(#"{"model": {"vocab_size": 4000000000}}"#)
+        try assertRefused(train(["--config", vocab]), says: ["TiB per rank", "activations", "but this machine has"])
+        try assertRefused(train(["--mbs", "100000000"]), says: ["activations", "smaller micro-batch (--mbs)"])
+        try assertRefused(train(["--mbs", "100000000", "--dp", "2"]), says: ["× 2 ranks on this machine"])
+    }
+
+    func testASmallRunIsNotRefused() throws {
+        let r = try Picotron.run(train(["--mbs", "2", "--seq-len", "16"]), timeout: 120)
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertFalse(r.output.contains("memory"), r.output)
+    }
 }
 
 extension Picotron {

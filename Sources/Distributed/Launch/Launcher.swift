@@ -17,6 +17,10 @@ public enum Launcher {
     /// True when started by mpirun/mpiexec/srun (judged from their environment variables).
     public static var isUnderMPI: Bool { MPIRuntime.launchedByMPI }
 
+    /// Under MPI, the processes of this job on this machine (from the launcher's environment; 1 if
+    /// it does not say): they share its cores and memory.
+    public static var mpiProcessesOnThisMachine: Int { MPIRuntime.localSize }
+
     /// Runs `body` on every rank and returns the exit status: 0 if all ranks succeeded.
     /// - Parameters:
     ///   - ranks: in-process rank count (default 1). Under MPI it must be nil or the MPI world
