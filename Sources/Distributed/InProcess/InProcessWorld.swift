@@ -16,8 +16,8 @@ import Foundation
 public final class InProcessWorld: @unchecked Sendable {
     public let size: Int
 
-    /// Seconds a rank waits for a peer before giving up. Default: the environment variable
-    /// `PICOTRON_COMM_TIMEOUT`, else 300.
+    /// Seconds a rank waits for a peer before giving up; 0 (or infinity) waits for ever. Default:
+    /// the environment variable `PICOTRON_COMM_TIMEOUT`, else 300 (the same setting as under MPI).
     public var timeout: Double {
         get { cond.lock(); defer { cond.unlock() }; return _timeout }
         set { cond.lock(); _timeout = newValue; cond.unlock() }
@@ -108,9 +108,11 @@ public final class InProcessWorld: @unchecked Sendable {
     /// aborted meanwhile; after `timeout` seconds aborts the world and throws `timeout`.
     /// `ready` is checked first, so work that completed just before an abort still counts.
     func waitLocked(worldRank: Int, for what: () -> String, until ready: () -> Bool) throws(CommError) {
-        let deadline = Date(timeIntervalSinceNow: _timeout)
+        // No timeout (0 or infinity): wait for ever. (`wait(until: .distantFuture)` traps in Foundation.)
+        let deadline = _timeout > 0 && _timeout.isFinite ? Date(timeIntervalSinceNow: _timeout) : nil
         while !ready() {
             try checkAbortLocked()
+            guard let deadline else { cond.wait(); continue }
             if !cond.wait(until: deadline) && !ready() {
                 try checkAbortLocked()
                 let message = "rank \(worldRank) waited \(Self.format(_timeout)) s \(what()); "

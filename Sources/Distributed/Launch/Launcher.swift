@@ -25,11 +25,14 @@ public enum Launcher {
     /// - Parameters:
     ///   - ranks: in-process rank count (default 1). Under MPI it must be nil or the MPI world
     ///     size.
-    ///   - timeout: in-process only: seconds a rank waits for a peer (see `InProcessWorld`).
+    ///   - timeout: seconds a rank waits for a peer before the run fails (in-process, see
+    ///     `InProcessWorld`) or the job is ended (MPI, see `MPIWatchdog`); default
+    ///     `PICOTRON_COMM_TIMEOUT`, else 300; 0 for none.
     public static func run(
         ranks: Int?, timeout: Double? = nil, _ body: @escaping (Communicator) throws -> Void
     ) -> Int32 {
-        isUnderMPI ? runMPI(ranks: ranks, body) : runInProcess(ranks: ranks ?? 1, timeout: timeout, body)
+        isUnderMPI ? runMPI(ranks: ranks, timeout: timeout, body)
+            : runInProcess(ranks: ranks ?? 1, timeout: timeout, body)
     }
 
     private static func runInProcess(ranks: Int, timeout: Double?, _ body: @escaping (Communicator) throws -> Void)
@@ -88,7 +91,8 @@ public enum Launcher {
         return parts.joined(separator: ", ")
     }
 
-    private static func runMPI(ranks: Int?, _ body: (Communicator) throws -> Void) -> Int32 {
+    private static func runMPI(ranks: Int?, timeout: Double?, _ body: (Communicator) throws -> Void) -> Int32 {
+        if let timeout { MPIWatchdog.shared.timeout = timeout }
         let world: MPICommunicator
         do {
             world = try MPICommunicator.world()
