@@ -59,9 +59,9 @@ struct Train: ParsableCommand {
         guard sample >= 0 else { throw ValidationError("--sample \(sample) must be ≥ 0") }
         if let problem = bucketSizeProblem(megabytes: bucketMb) { throw ValidationError(problem) }
         try cfg.validate()
-        if !Launcher.isUnderMPI { try InProcessWorld.checkSize(ranks ?? cfg.worldSize) }   // before any work
         for note in notes { print(note) }
         let modelConfig = try cfg.resolvedModelConfig()
+        if !Launcher.isUnderMPI { try InProcessWorld.checkSize(ranks ?? cfg.worldSize) }   // before any work
         // Before anything is allocated: a run that cannot fit is refused with the numbers and the fix.
         let ranksSharingMemory = Launcher.isUnderMPI ? Launcher.mpiProcessesOnThisMachine : (ranks ?? cfg.worldSize)
         if let warning = try MemoryEstimate(config: cfg, model: modelConfig).check(ranks: ranksSharingMemory, force: force) {

@@ -48,6 +48,10 @@ final class SizeFaultTests: XCTestCase {
         // Within the limits, a width the heads do not divide lists a few divisors near the asked heads.
         try assertRefused(train(["--config", try config(#"{"model": {"hidden_size": 16777215}}"#)]),
                           says: ["not divisible by num_attention_heads 4", "nearest 4)"], within: 20)
+        // Flags are bounded the same way, and named as the user typed them.
+        try assertRefused(train(["--seq-len", "100000000"]), says: ["training.seq_length is 100000000", "16777216"])
+        try assertRefused(train(["--tp", "1000000"]), says: ["not divisible by distributed.tp_size 1000000",
+                                                             "choose tp_size among 1, 2, 4"])
     }
 
     // MARK: Item 6: products of sizes that overflowed

@@ -43,6 +43,10 @@ extension PicotronConfig {
         let t = training
         atLeast("training.total_train_steps", t.totalTrainSteps, 1, "the number of optimizer steps")
         atLeast("training.seq_length", t.seqLength, 2, "a sequence needs a token and the next one to predict")
+        if let (limit, why) = LlamaConfig.sizeLimit(of: "max_position_embeddings") {   // it becomes the model's
+            check(t.seqLength <= limit, "training.seq_length is \(t.seqLength), above this implementation's limit "
+                  + "of \(limit) positions (\(why)); choose \(limit) or less")
+        }
         atLeast("training.micro_batch_size", t.microBatchSize, 1, "sequences per forward pass")
         atLeast("training.gradient_accumulation_steps", t.gradientAccumulationSteps, 1,
                 "micro-batches per optimizer step")
