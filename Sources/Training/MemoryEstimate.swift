@@ -46,7 +46,8 @@ public struct MemoryEstimate: Sendable, Equatable {
     public init(model c: LlamaConfig, microBatchSize: Int, sequenceLength: Int, tp: Int = 1, dp: Int = 1) {
         let (tp, C, L) = (Double(max(1, tp)), Double(c.hiddenSize), Double(c.numHiddenLayers))
         let (V, I) = (Double(c.vocabSize), Double(c.intermediateSize))
-        let (qd, kvd) = (Double(c.numAttentionHeads) * Double(c.headDim), Double(c.numKeyValueHeads) * Double(c.headDim))
+        let qd = Double(c.numAttentionHeads) * Double(c.headDim)
+        let kvd = Double(c.numKeyValueHeads) * Double(c.headDim)
         let cut = V * C * (c.tieWordEmbeddings ? 1 : 2) + L * (2 * C * qd + 2 * C * kvd + 3 * C * I)
         let p = cut / tp + L * 2 * C + C
         let n = Double(microBatchSize) * Double(sequenceLength)
@@ -78,8 +79,10 @@ public struct MemoryEstimate: Sendable, Equatable {
     /// limit when it is lower (containers, Slurm jobs).
     public static var availableMemory: Double {
         let physical = Double(ProcessInfo.processInfo.physicalMemory)
-        let limits = ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"].compactMap { path in
-            (try? String(contentsOfFile: path, encoding: .utf8)).flatMap { Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        let files = ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]   // v2, v1
+        let limits = files.compactMap { path in
+            (try? String(contentsOfFile: path, encoding: .utf8))
+                .flatMap { Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) }   // "max" → nil
         }
         return ([physical] + limits).min()!
     }
@@ -94,7 +97,9 @@ public struct MemoryEstimate: Sendable, Equatable {
         let who = ranks == 1 ? "" : " × \(ranks) ranks on this machine = \(Self.format(total))"
         let needs = "this run needs about \(Self.format(perRank)) per rank (\(parts.joined(separator: ", ")))\(who), "
             + "but this machine has \(Self.format(available))"
-        guard !force else { return "warning: \(needs); --force runs it anyway, and it may fail to allocate or be killed" }
+        guard !force else {
+            return "warning: \(needs); --force runs it anyway, and it may fail to allocate or be killed"
+        }
         let largest = components.max { $0.bytes < $1.bytes }!
         let first = largest.name == "activations"
             ? "activations are the largest part: use a smaller micro-batch (--mbs) or a shorter sequence (--seq-len)"
@@ -113,7 +118,7 @@ public struct MemoryEstimate: Sendable, Equatable {
         var value = bytes, unit = 0
         while value >= 1024 && unit < units.count - 1 { value /= 1024; unit += 1 }
         guard value.isFinite else { return "\(bytes) B" }
-        return unit == 0 ? "\(Int(value)) B" : String(format: value < 10 ? "%.2f %@" : value < 100 ? "%.1f %@" : "%.0f %@",
-                                                       value, units[unit])
+        guard unit > 0 else { return "\(Int(value)) B" }
+        return String(format: value < 10 ? "%.2f %@" : value < 100 ? "%.1f %@" : "%.0f %@", value, units[unit])
     }
 }

@@ -43,6 +43,7 @@ final class LauncherTests: XCTestCase {
             XCTAssertTrue(m.contains(part), "should say \(part): \(m)")
         }
         let recv = MPIWatchdog.Wait(rank: 0, size: 2, group: "pp", op: "recv", count: 8, peer: 1, tag: 7)
-        XCTAssertTrue(MPIWatchdog.message(recv, waited: 5).contains("recv of 8 floats with rank 1 of group 'pp' (tag 7)"))
+        let m2 = MPIWatchdog.message(recv, waited: 5)
+        XCTAssertTrue(m2.contains("recv of 8 floats with rank 1 of group 'pp' (tag 7)"), m2)
     }
 }

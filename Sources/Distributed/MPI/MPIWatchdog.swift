@@ -99,7 +99,8 @@ final class MPIWatchdog: @unchecked Sendable {
         default:
             what = "\(w.op) of \(w.count) floats on group '\(w.group)' (size \(w.size))"
         }
-        return "rank \(MPIRuntime.worldRank) (rank \(w.rank) of group '\(w.group)') waited \(Int(waited)) s in \(what); "
+        return "rank \(MPIRuntime.worldRank) (rank \(w.rank) of group '\(w.group)') waited \(Int(waited)) s "
+            + "in \(what); "
             + "a rank of the group has not joined: check that every rank makes the same calls in the same order "
             + "and that none is stuck (or raise the timeout: PICOTRON_COMM_TIMEOUT=seconds, 0 for none); "
             + "ending the job"
