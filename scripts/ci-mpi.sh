@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The MPI half of CI: runs `picotron selftest comm` under mpirun with 2, 4 and 8 ranks, and
 # checks that a rank that fails on purpose (throws, or exits) ends the whole job quickly
-# with a non-zero status and a message naming the rank. Exits non-zero if any case fails.
+# with a non-zero status and a message naming the rank, and that a rank that stalls is caught
+# by the communication timeout. Exits non-zero if any case fails.
 #
 # Usage:
 #   scripts/ci-mpi.sh                      # builds (debug), then uses $(swift build --show-bin-path)
@@ -73,6 +74,35 @@ for case in "2 1 throw" "2 1 exit" "4 3 throw" "4 2 exit"; do
         fail "np $np --fail-rank $rank --fail-mode $mode: output does not name rank $rank"
     else
         echo "ok: mpirun -np $np --fail-rank $rank --fail-mode $mode: exit $status after ${elapsed} s"
+    fi
+done
+
+# A rank that never joins (it stalls without calling MPI) must end the job through the others'
+# communication timeout: non-zero exit, and a message naming the rank that waited, what it waited
+# in and the setting. The stalled rank sleeps 3 × the timeout, so a job that ends without the
+# message was not ended by the timeout. One case sets it by flag, the other by environment.
+for case in "2 1 flag" "4 3 env"; do
+    read -r np rank how <<<"$case"
+    start=$SECONDS
+    np_args "$np"
+    if [[ $how == flag ]]; then
+        timeout 60 mpirun "${args[@]}" "$bin" selftest comm --fail-rank "$rank" --fail-mode hang --timeout 3 \
+            >"$log" 2>&1
+    else
+        PICOTRON_COMM_TIMEOUT=3 timeout 60 mpirun "${args[@]}" "$bin" selftest comm --fail-rank "$rank" \
+            --fail-mode hang >"$log" 2>&1
+    fi
+    status=$?
+    elapsed=$((SECONDS - start))
+    what="np $np --fail-rank $rank --fail-mode hang (timeout 3 s by $how)"
+    if [[ $status -eq 124 ]]; then
+        fail "$what: still running after 60 s (no timeout under MPI?)"
+    elif [[ $status -eq 0 ]]; then
+        fail "$what: exited 0, expected the timeout to end the job"
+    elif ! grep -qE "^rank [0-9]+ \(rank [0-9]+ of group '[a-z]+'\) waited 3 s in .*PICOTRON_COMM_TIMEOUT" "$log"; then
+        fail "$what: no message naming the waiting rank, the operation and the timeout setting"
+    else
+        echo "ok: mpirun -np $np --fail-rank $rank --fail-mode hang: timeout ended the job, exit $status after ${elapsed} s"
     fi
 done
 

@@ -19,7 +19,7 @@ public enum InProcessRanks {
     public static func run<T>(_ ranks: Int, timeout: Double = 120,
                               _ body: @escaping (Communicator) throws -> T) throws -> [T] {
         let world = try InProcessWorld(size: ranks, timeout: timeout)
-        let results = world.run { comm in try body(comm) }
+        let results = try world.run { comm in try body(comm) }
         var values = [T]()
         var released: Failure?
         for (r, result) in results.enumerated() {

@@ -110,6 +110,7 @@ extension LlamaConfig {
         for (key, value) in sizes where value <= 0 {
             throw bad(key, "must be a positive integer, got \(value)")
         }
+        try checkLimits(source: source)   // before any arithmetic on the sizes
         for (key, value) in [("rms_norm_eps", rmsNormEps), ("rope_theta", ropeTheta)]
         where !(value > 0 && value.isFinite) {
             throw bad(key, "must be a positive number, got \(value)")
@@ -118,10 +119,10 @@ extension LlamaConfig {
             throw bad("initializer_range", "must be a non-negative number, got \(initializerRange)")
         }
         guard numAttentionHeads % numKeyValueHeads == 0 else {
-            let divisors = (1...numAttentionHeads).filter { numAttentionHeads % $0 == 0 }
             throw bad("num_key_value_heads", "num_attention_heads \(numAttentionHeads) is not divisible by "
                       + "num_key_value_heads \(numKeyValueHeads), so query heads cannot share key/value heads evenly",
-                      "Choose num_key_value_heads among \(divisors.map(String.init).joined(separator: ", "))")
+                      "Choose num_key_value_heads among "
+                        + divisorList(of: numAttentionHeads, near: numKeyValueHeads))
         }
         guard headDim % 2 == 0 else {
             throw bad("head_dim", "is \(headDim), but RoPE rotates pairs of channels and needs it even")

@@ -102,6 +102,8 @@ public enum TrainingError: Error, CustomStringConvertible, LocalizedError {
     case checkpoint(String)
     /// The loss or the gradient norm stopped being finite.
     case diverged(String)
+    /// The run would need more memory than the machine has (see `MemoryEstimate`).
+    case memory(String)
 
     public var description: String {
         switch self {
@@ -109,6 +111,7 @@ public enum TrainingError: Error, CustomStringConvertible, LocalizedError {
         case .data(let m): return "data: \(m)"
         case .checkpoint(let m): return "checkpoint: \(m)"
         case .diverged(let m): return "diverged: \(m)"
+        case .memory(let m): return "memory: \(m)"
         }
     }
     public var errorDescription: String? { description }
@@ -116,7 +119,7 @@ public enum TrainingError: Error, CustomStringConvertible, LocalizedError {
     /// The message without its kind.
     public var message: String {
         switch self {
-        case .config(let m), .data(let m), .checkpoint(let m), .diverged(let m): return m
+        case .config(let m), .data(let m), .checkpoint(let m), .diverged(let m), .memory(let m): return m
         }
     }
 }

@@ -35,7 +35,8 @@ public struct StepMetrics: Codable, Sendable {
     }
 
     static func duration(_ s: Double) -> String {
-        s >= 3600 ? String(format: "%ldh%02ldm", Int(s) / 3600, Int(s) % 3600 / 60)
+        guard s.isFinite, s < 3.6e9 else { return "over 10⁶ h" }   // Int(s) below must not trap
+        return s >= 3600 ? String(format: "%ldh%02ldm", Int(s) / 3600, Int(s) % 3600 / 60)
             : s >= 60 ? String(format: "%ldm%02lds", Int(s) / 60, Int(s) % 60) : String(format: "%.0fs", s)
     }
 }

@@ -40,7 +40,7 @@ struct LessonDP: ParsableCommand {
 
     func validate() throws {
         if let ranks, ranks < 1 { throw ValidationError("--ranks must be >= 1, got \(ranks)") }
-        guard bucketMB > 0 else { throw ValidationError("--bucket-mb must be > 0, got \(bucketMB)") }
+        if let problem = bucketSizeProblem(megabytes: bucketMB) { throw ValidationError(problem) }
         guard accumulation >= 1, microBatch >= 1, steps >= 0 else {
             throw ValidationError("--accumulation and --micro-batch must be >= 1 and --steps >= 0")
         }

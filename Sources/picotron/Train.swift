@@ -2,6 +2,7 @@ import ArgumentParser
 import Distributed
 import Foundation
 import Llama
+import Step1_DataParallel
 import TensorCore
 import Training
 
@@ -38,9 +39,11 @@ struct Train: ParsableCommand {
     @Option(help: "Folder for metrics, loss curve and checkpoints (default runs/<time>).") var outDir: String?
     @Option(help: "Metrics file, JSON lines (default <out-dir>/metrics.jsonl).") var metricsOut: String?
     @Option(help: "Checkpoint folder (checkpoint.save_dir; relative to --out-dir).") var saveDir: String?
-    @Option(parsing: .unconditional, help: "Resume from a checkpoint, or the latest in a folder (checkpoint.load_path).") var loadPath: String?
+    @Option(help: "Resume from a checkpoint, or the latest in a folder (checkpoint.load_path).") var loadPath: String?
     @Option(parsing: .unconditional, help: "Print a progress line every N steps (logging.log_frequency).") var logEvery: Int?
     @Option(parsing: .unconditional, help: "Bytes to sample at the end (0: none).") var sample: Int = 300
+    @Flag(help: "Run even when the memory estimate says the run does not fit this machine (prints a warning).")
+    var force = false
 
     func run() throws {
         keepFreedMemoryForReuse()
@@ -54,10 +57,17 @@ struct Train: ParsableCommand {
         if let tokenFile { cfg.dataset.tokenFile = tokenFile; cfg.dataset.textFile = nil }
         if let tokenDtype { cfg.dataset.tokenDType = tokenDtype }
         guard sample >= 0 else { throw ValidationError("--sample \(sample) must be ≥ 0") }
-        guard bucketMb > 0 else { throw ValidationError("--bucket-mb \(bucketMb) must be > 0") }
+        if let problem = bucketSizeProblem(megabytes: bucketMb) { throw ValidationError(problem) }
         try cfg.validate()
         for note in notes { print(note) }
         let modelConfig = try cfg.resolvedModelConfig()
+        if !Launcher.isUnderMPI { try InProcessWorld.checkSize(ranks ?? cfg.worldSize) }   // before any work
+        // Before anything is allocated: a run that cannot fit is refused with the numbers and the fix.
+        let ranksSharingMemory = Launcher.isUnderMPI ? Launcher.mpiProcessesOnThisMachine : (ranks ?? cfg.worldSize)
+        let estimate = MemoryEstimate(config: cfg, model: modelConfig)
+        if let warning = try estimate.check(ranks: ranksSharingMemory, force: force) {
+            fputs(warning + "\n", stderr)   // unbuffered: the run it warns about may end in the allocator
+        }
         let dataset = try cfg.loadDataset()
         let runDir = URL(fileURLWithPath: outDir ?? "runs/\(Self.timestamp())")
         try Self.makeRunFolder(runDir)

@@ -7,7 +7,7 @@ import XCTest
 final class FailureTests: XCTestCase {
     func testMismatchedCountsFailOnEveryRank() throws {
         let world = try InProcessWorld(size: 3, timeout: 60)
-        let results = world.run { c in
+        let results = try world.run { c in
             var x = [Float](repeating: 1, count: c.rank == 1 ? 12 : 10)
             try c.allReduce(&x)
         }
@@ -22,7 +22,7 @@ final class FailureTests: XCTestCase {
 
     func testMismatchedOperationsFailOnEveryRank() throws {
         let world = try InProcessWorld(size: 2, timeout: 60)
-        let results = world.run { c in
+        let results = try world.run { c in
             var x: [Float] = [1, 2, 3, 4]
             if c.rank == 0 { try c.allReduce(&x) } else { try c.broadcast(&x, root: 0) }
         }
@@ -34,7 +34,7 @@ final class FailureTests: XCTestCase {
 
     func testBlockingAndNonBlockingAllReduceDoNotMatch() throws {
         let world = try InProcessWorld(size: 2, timeout: 60)
-        let results = world.run { c in
+        let results = try world.run { c in
             if c.rank == 0 { _ = try c.allReduced([1]) } else { _ = try c.iallReduce([1]).wait() }
         }
         for result in results {
@@ -46,7 +46,7 @@ final class FailureTests: XCTestCase {
 
     func testReceiveOfTheWrongCountIsAnError() throws {
         let world = try InProcessWorld(size: 2, timeout: 60)
-        let results = world.run { c in
+        let results = try world.run { c in
             if c.rank == 0 { try c.send([1, 2, 3], to: 1, tag: 4) } else { _ = try c.recv(count: 2, from: 0, tag: 4) }
         }
         XCTAssertNil(error(results[0]))
@@ -66,7 +66,7 @@ final class FailureTests: XCTestCase {
         for (what, wait) in waits {
             let world = try InProcessWorld(size: 4, timeout: 120)
             let start = Date()
-            let results = world.run { c in
+            let results = try world.run { c in
                 if c.rank == 2 {
                     Thread.sleep(forTimeInterval: 0.2)
                     throw Injected()
@@ -89,7 +89,7 @@ final class FailureTests: XCTestCase {
     func testAPeerThatNeverComesTimesOut() throws {
         let world = try InProcessWorld(size: 3, timeout: 0.5)
         let start = Date()
-        let results = world.run { c in
+        let results = try world.run { c in
             if c.rank == 0 { try c.barrier() }
             if c.rank == 1 { _ = try c.recv(count: 3, from: 2, tag: 7) }
         }
@@ -107,7 +107,7 @@ final class FailureTests: XCTestCase {
 
     func testSendWaitsForTheReceiverAndTimesOutWithoutOne() throws {
         let world = try InProcessWorld(size: 2, timeout: 0.3)
-        let results = world.run { c in
+        let results = try world.run { c in
             if c.rank == 0 { try c.send([1], to: 1, tag: 2) }
         }
         let m = String(describing: error(results[0]) ?? Injected())
@@ -132,7 +132,7 @@ final class FailureTests: XCTestCase {
 
     func testErrorInASubGroupReleasesTheWholeWorld() throws {
         let world = try InProcessWorld(size: 4, timeout: 60)
-        let results = world.run { c in
+        let results = try world.run { c in
             let half = try c.split(color: c.rank / 2, key: c.rank, name: "half")
             if c.rank == 3 { throw Injected() }
             try half.barrier()  // rank 2 waits on rank 3

@@ -139,7 +139,7 @@ final class ProcessGridTests: XCTestCase {
 
     func testWrongWorldSizeSaysWhatToChange() throws {
         let world = try InProcessWorld(size: 6)
-        let results = world.run { try ProcessGrid(dp: 2, pp: 2, cp: 1, tp: 2, world: $0) }
+        let results = try world.run { try ProcessGrid(dp: 2, pp: 2, cp: 1, tp: 2, world: $0) }
         for result in results {
             let message = String(describing: error(result)!)
             XCTAssertTrue(message.hasPrefix(

@@ -9,6 +9,15 @@ final class BucketTests: XCTestCase {
     func testCapacityIsInMiB() {
         XCTAssertEqual(bucketCapacity(megabytes: 25), 25 * 1024 * 1024 / 4, "25 MB = 25 MiB of float32, as in torch")
         XCTAssertEqual(bucketCapacity(megabytes: 1e-9), 1, "at least one float")
+        // Values the command lines refuse still convert without trapping: clamped to [1 float, 1 TiB].
+        let most = maxBucketMB * 1024 * 1024 / 4
+        for (mb, floats) in [(Double.infinity, most), (1e300, most), (-.infinity, 1), (.nan, 1), (-5, 1)] {
+            XCTAssertEqual(bucketCapacity(megabytes: mb), floats, "bucketCapacity(megabytes: \(mb))")
+        }
+        XCTAssertNil(bucketSizeProblem(megabytes: 25))
+        for mb in [0, -1, .infinity, .nan, 1e300] {
+            XCTAssertNotNil(bucketSizeProblem(megabytes: mb), "--bucket-mb \(mb) must be refused")
+        }
     }
 
     func testBucketsTakeParametersInReverseOrderUpToCapacity() {

@@ -13,9 +13,27 @@ import LessonKit
 import TensorCore
 
 /// S, the capacity in floats of a bucket of `megabytes` MiB (picotron and torch count
-/// `bucket_cap_mb` in MiB: 25 MB = 25 · 2²⁰ bytes). At least one float.
+/// `bucket_cap_mb` in MiB: 25 MB = 25 · 2²⁰ bytes). At least one float, at most
+/// `maxBucketMB` MiB of them: the Double → Int conversion traps on infinity, NaN and values
+/// beyond Int, so the value is clamped first (the command lines refuse such values anyway).
 public func bucketCapacity(megabytes: Double) -> Int {
-    max(1, Int(megabytes * 1024 * 1024) / MemoryLayout<Float>.size)
+    let mb = megabytes.isNaN ? 0 : min(max(megabytes, 0), Double(maxBucketMB))
+    return max(1, Int(mb * 1024 * 1024) / MemoryLayout<Float>.size)
+}
+
+/// The largest bucket the command lines accept, in MiB: 1 TiB, far beyond any model's gradients
+/// here (a larger bucket behaves the same: everything in one bucket).
+public let maxBucketMB = 1 << 20
+
+/// Why `megabytes` is not a usable `--bucket-mb`, or nil when it is: it must be a finite number
+/// in (0, maxBucketMB].
+public func bucketSizeProblem(megabytes: Double) -> String? {
+    guard megabytes > 0, megabytes <= Double(maxBucketMB) else {
+        return "--bucket-mb \(megabytes) must be a number above 0 and at most \(maxBucketMB) (1 TiB); "
+            + "25 is torch's and picotron's default, and a bucket larger than the model's gradients "
+            + "changes nothing (they all fit in one)"
+    }
+    return nil
 }
 
 /// Assigns parameters to buckets. Task 1.3.

@@ -18,6 +18,9 @@ public enum CommError: Error, Equatable, CustomStringConvertible, Sendable {
     case mpi(call: String, code: Int32, message: String)
     /// The parallel sizes do not fit the world (see `ProcessGrid`).
     case badGrid(String)
+    /// The machine cannot give the run what it asks for: more in-process ranks than it can run as
+    /// threads, or a rank's thread the system refused to start.
+    case resources(String)
 
     public var description: String {
         switch self {
@@ -27,6 +30,7 @@ public enum CommError: Error, Equatable, CustomStringConvertible, Sendable {
         case .peerFailed(let rank, let m): return "stopped because rank \(rank) failed: \(m)"
         case .mpi(let call, let code, let m): return "\(call) failed with MPI error \(code): \(m)"
         case .badGrid(let m): return m
+        case .resources(let m): return m
         }
     }
 }

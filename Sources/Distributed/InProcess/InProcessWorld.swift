@@ -16,8 +16,8 @@ import Foundation
 public final class InProcessWorld: @unchecked Sendable {
     public let size: Int
 
-    /// Seconds a rank waits for a peer before giving up. Default: the environment variable
-    /// `PICOTRON_COMM_TIMEOUT`, else 300.
+    /// Seconds a rank waits for a peer before giving up; 0 (or infinity) waits for ever. Default:
+    /// the environment variable `PICOTRON_COMM_TIMEOUT`, else 300 (the same setting as under MPI).
     public var timeout: Double {
         get { cond.lock(); defer { cond.unlock() }; return _timeout }
         set { cond.lock(); _timeout = newValue; cond.unlock() }
@@ -34,15 +34,44 @@ public final class InProcessWorld: @unchecked Sendable {
 
     /// - Parameter timeout: seconds before a waiting rank gives up (see `timeout`).
     public init(size: Int, timeout: Double? = nil) throws(CommError) {
-        guard size >= 1 else {
-            throw .invalidArgument("an in-process world needs at least 1 rank, got \(size)")
-        }
+        try Self.checkSize(size)
         self.size = size
         let env = ProcessInfo.processInfo.environment["PICOTRON_COMM_TIMEOUT"].flatMap(Double.init)
         _timeout = timeout ?? env ?? 300
         let group = makeGroup(name: "world", members: Array(0 ..< size))
         communicators = (0 ..< size).map { r in
             InProcessCommunicator(world: self, group: group, rank: r, worldRank: r, name: "world", ledger: CommLedger())
+        }
+    }
+
+    /// The most in-process ranks this machine runs: 256 (each rank is a thread with a 64 MB stack
+    /// reservation, and every rank of a training run holds its own model replica and activations),
+    /// and at most half of the user's thread limit (`ulimit -u` counts every thread of every process
+    /// of the user, so the other half is left to them, BLAS's threads and the rest).
+    public static var maxRanks: Int {
+        let cap = 256
+        var limit = rlimit()
+        #if os(Linux)   // glibc's RLIMIT_NPROC is a macro over this enum case
+        let got = getrlimit(__rlimit_resource_t(__RLIMIT_NPROC.rawValue), &limit) == 0
+        #else
+        let got = getrlimit(RLIMIT_NPROC, &limit) == 0
+        #endif
+        guard got, limit.rlim_cur != rlim_t.max else { return cap }   // RLIM_INFINITY is all ones
+        return max(1, min(cap, Int(clamping: limit.rlim_cur / 2)))
+    }
+
+    /// Throws unless `size` in-process ranks can run here: at least 1, at most `maxRanks`.
+    public static func checkSize(_ size: Int) throws(CommError) {
+        guard size >= 1 else {
+            throw .invalidArgument("an in-process world needs at least 1 rank, got \(size)")
+        }
+        let most = maxRanks
+        guard size <= most else {
+            let why = most == 256 ? "this implementation's cap of 256 threads"
+                : "half of this user's thread limit (ulimit -u)"
+            throw .resources("\(size) in-process ranks are more than this machine runs as threads of one process: "
+                             + "at most \(most) (\(why)); lower --ranks, or start more ranks as processes: "
+                             + "mpirun -np \(size)")
         }
     }
 
@@ -79,9 +108,11 @@ public final class InProcessWorld: @unchecked Sendable {
     /// aborted meanwhile; after `timeout` seconds aborts the world and throws `timeout`.
     /// `ready` is checked first, so work that completed just before an abort still counts.
     func waitLocked(worldRank: Int, for what: () -> String, until ready: () -> Bool) throws(CommError) {
-        let deadline = Date(timeIntervalSinceNow: _timeout)
+        // No timeout (0 or infinity): wait for ever. (`wait(until: .distantFuture)` traps in Foundation.)
+        let deadline = _timeout > 0 && _timeout.isFinite ? Date(timeIntervalSinceNow: _timeout) : nil
         while !ready() {
             try checkAbortLocked()
+            guard let deadline else { cond.wait(); continue }
             if !cond.wait(until: deadline) && !ready() {
                 try checkAbortLocked()
                 let message = "rank \(worldRank) waited \(Self.format(_timeout)) s \(what()); "

@@ -17,15 +17,22 @@ public enum Launcher {
     /// True when started by mpirun/mpiexec/srun (judged from their environment variables).
     public static var isUnderMPI: Bool { MPIRuntime.launchedByMPI }
 
+    /// Under MPI, the processes of this job on this machine (from the launcher's environment; 1 if
+    /// it does not say): they share its cores and memory.
+    public static var mpiProcessesOnThisMachine: Int { MPIRuntime.localSize }
+
     /// Runs `body` on every rank and returns the exit status: 0 if all ranks succeeded.
     /// - Parameters:
     ///   - ranks: in-process rank count (default 1). Under MPI it must be nil or the MPI world
     ///     size.
-    ///   - timeout: in-process only: seconds a rank waits for a peer (see `InProcessWorld`).
+    ///   - timeout: seconds a rank waits for a peer before the run fails (in-process, see
+    ///     `InProcessWorld`) or the job is ended (MPI, see `MPIWatchdog`); default
+    ///     `PICOTRON_COMM_TIMEOUT`, else 300; 0 for none.
     public static func run(
         ranks: Int?, timeout: Double? = nil, _ body: @escaping (Communicator) throws -> Void
     ) -> Int32 {
-        isUnderMPI ? runMPI(ranks: ranks, body) : runInProcess(ranks: ranks ?? 1, timeout: timeout, body)
+        isUnderMPI ? runMPI(ranks: ranks, timeout: timeout, body)
+            : runInProcess(ranks: ranks ?? 1, timeout: timeout, body)
     }
 
     private static func runInProcess(ranks: Int, timeout: Double?, _ body: @escaping (Communicator) throws -> Void)
@@ -39,24 +46,53 @@ public enum Launcher {
             return 2
         }
         setBLASThreads(blasThreads(ranksSharingCores: ranks))
-        let results = world.run { try body($0) }
+        let results: [Result<Void, any Error>]
+        do {
+            results = try world.run { try body($0) }
+        } catch {
+            RankPrinter.write("error: \(error)", to: stderr)
+            return 2
+        }
         var released: [Int] = []
+        var failed: [(message: String, ranks: [Int])] = []   // in order of first rank
         for (r, result) in results.enumerated() {
             guard case .failure(let error) = result else { continue }
             if case CommError.peerFailed = error {
                 released.append(r)
+            } else if let i = failed.firstIndex(where: { $0.message == "\(error)" }) {
+                failed[i].ranks.append(r)
             } else {
-                RankPrinter.write("rank \(r) failed: \(error)", to: stderr)
+                failed.append(("\(error)", [r]))
             }
         }
+        // Ranks that fail with the same message (a grid that does not fit the world fails on every
+        // rank) are reported once, not once per rank.
+        for (message, ranks) in failed {
+            let who = ranks.count == 1 ? "rank \(ranks[0])"
+                : ranks.count == world.size ? "every rank (\(ranks.count))" : "ranks \(rankList(ranks))"
+            RankPrinter.write("\(who) failed: \(message)", to: stderr)
+        }
         if !released.isEmpty, let reason = world.abortReason {
-            let list = released.map(String.init).joined(separator: ", ")
-            RankPrinter.write("rank(s) \(list) stopped because rank \(reason.rank) failed", to: stderr)
+            RankPrinter.write("rank(s) \(rankList(released)) stopped because rank \(reason.rank) failed", to: stderr)
         }
         return results.allSatisfy { if case .success = $0 { true } else { false } } ? 0 : 1
     }
 
-    private static func runMPI(ranks: Int?, _ body: (Communicator) throws -> Void) -> Int32 {
+    /// Ascending ranks as a short list, runs of three or more as ranges: "0, 2–5, 9".
+    static func rankList(_ ranks: [Int]) -> String {
+        var parts: [String] = []
+        var i = 0
+        while i < ranks.count {
+            var j = i
+            while j + 1 < ranks.count && ranks[j + 1] == ranks[j] + 1 { j += 1 }
+            parts += j - i >= 2 ? ["\(ranks[i])–\(ranks[j])"] : ranks[i...j].map(String.init)
+            i = j + 1
+        }
+        return parts.joined(separator: ", ")
+    }
+
+    private static func runMPI(ranks: Int?, timeout: Double?, _ body: (Communicator) throws -> Void) -> Int32 {
+        if let timeout { MPIWatchdog.shared.timeout = timeout }
         let world: MPICommunicator
         do {
             world = try MPICommunicator.world()

@@ -52,7 +52,9 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         ledger.record(counters, groupSize: size, op: .allReduce, count: buffer.count)
         let n = try count(buffer.count)
         let p = buffer.baseAddress ?? Self.empty
-        try check(MPI_Allreduce(cmpi_in_place(), p, n, cmpi_float(), mpiOp(op), comm), "MPI_Allreduce")
+        try check(waiting("allReduce", count: buffer.count) {
+            MPI_Allreduce(cmpi_in_place(), p, n, cmpi_float(), mpiOp(op), comm)
+        }, "MPI_Allreduce")
         if op == .average { divide(buffer) }
     }
 
@@ -68,7 +70,9 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         let n = try count(input.count)
         let src = input.baseAddress ?? UnsafePointer(Self.empty)
         let dst = output.baseAddress ?? Self.empty
-        try check(MPI_Allgather(src, n, cmpi_float(), dst, n, cmpi_float(), comm), "MPI_Allgather")
+        try check(waiting("allGather", count: input.count) {
+            MPI_Allgather(src, n, cmpi_float(), dst, n, cmpi_float(), comm)
+        }, "MPI_Allgather")
     }
 
     public func reduceScatter(
@@ -84,7 +88,9 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         let n = try count(output.count)
         let src = input.baseAddress ?? UnsafePointer(Self.empty)
         let dst = output.baseAddress ?? Self.empty
-        try check(MPI_Reduce_scatter_block(src, dst, n, cmpi_float(), mpiOp(op), comm), "MPI_Reduce_scatter_block")
+        try check(waiting("reduceScatter", count: input.count) {
+            MPI_Reduce_scatter_block(src, dst, n, cmpi_float(), mpiOp(op), comm)
+        }, "MPI_Reduce_scatter_block")
         if op == .average { divide(output) }
     }
 
@@ -92,12 +98,14 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         try checkPeer(root, "broadcast root")
         ledger.record(counters, groupSize: size, op: .broadcast, count: buffer.count)
         let n = try count(buffer.count)
-        try check(MPI_Bcast(buffer.baseAddress ?? Self.empty, n, cmpi_float(), Int32(root), comm), "MPI_Bcast")
+        try check(waiting("broadcast", count: buffer.count, peer: root) {
+            MPI_Bcast(buffer.baseAddress ?? Self.empty, n, cmpi_float(), Int32(root), comm)
+        }, "MPI_Bcast")
     }
 
     public func barrier() throws(CommError) {
         ledger.record(counters, groupSize: size, op: .barrier, count: 0)
-        try check(MPI_Barrier(comm), "MPI_Barrier")
+        try check(waiting("barrier", count: 0) { MPI_Barrier(comm) }, "MPI_Barrier")
     }
 
     public func split(color: Int, key: Int, name newName: String) throws(CommError) -> Communicator {
@@ -106,7 +114,8 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         }
         ledger.record(counters, groupSize: size, op: .split, count: 0)
         var newComm: MPI_Comm? = cmpi_comm_null()
-        try check(MPI_Comm_split(comm, Int32(color), Int32(key), &newComm), "MPI_Comm_split")
+        try check(waiting("split", count: 0) { MPI_Comm_split(comm, Int32(color), Int32(key), &newComm) },
+                  "MPI_Comm_split")
         return try MPICommunicator(comm: newComm, name: newName, ledger: ledger, owned: true)
     }
 
@@ -117,7 +126,10 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         try checkTag(tag)
         ledger.record(counters, groupSize: size, op: .send, count: buffer.count)
         let p = buffer.baseAddress ?? UnsafePointer(Self.empty)
-        try check(MPI_Send(p, try count(buffer.count), cmpi_float(), Int32(peer), Int32(tag), comm), "MPI_Send")
+        let n = try count(buffer.count)
+        try check(waiting("send", count: buffer.count, peer: peer, tag: tag) {
+            MPI_Send(p, n, cmpi_float(), Int32(peer), Int32(tag), comm)
+        }, "MPI_Send")
     }
 
     public func recv(into buffer: UnsafeMutableBufferPointer<Float>, from peer: Int, tag: Int) throws(CommError) {
@@ -126,7 +138,9 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         ledger.record(counters, groupSize: size, op: .recv, count: buffer.count)
         var status = MPI_Status()
         let n = try count(buffer.count)
-        let rc = MPI_Recv(buffer.baseAddress ?? Self.empty, n, cmpi_float(), Int32(peer), Int32(tag), comm, &status)
+        let rc = waiting("recv", count: buffer.count, peer: peer, tag: tag) {
+            MPI_Recv(buffer.baseAddress ?? Self.empty, n, cmpi_float(), Int32(peer), Int32(tag), comm, &status)
+        }
         try checkReceived(rc, &status, count: buffer.count, peer: peer, tag: tag)
     }
 
@@ -141,8 +155,10 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         let (r, g) = (rank, name)
         return CommRequest(
             complete: { () throws(CommError) in
-                try MPIRuntime.check(
-                    MPI_Wait(&box.handle, cmpi_status_ignore()), "MPI_Wait (isend on rank \(r) of group '\(g)')")
+                let rc = self.waiting("wait for isend", count: buffer.count, peer: peer, tag: tag) {
+                    MPI_Wait(&box.handle, cmpi_status_ignore())
+                }
+                try MPIRuntime.check(rc, "MPI_Wait (isend on rank \(r) of group '\(g)')")
                 withExtendedLifetime(buffer) {}
             },
             abandon: { box.abandon(keeping: buffer) })
@@ -161,7 +177,9 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         return CommRequest(
             complete: { () throws(CommError) -> FloatBuffer in
                 var status = MPI_Status()
-                let rc = MPI_Wait(&box.handle, &status)
+                let rc = self.waiting("wait for irecv", count: buffer.count, peer: peer, tag: tag) {
+                    MPI_Wait(&box.handle, &status)
+                }
                 try self.checkReceived(rc, &status, count: buffer.count, peer: peer, tag: tag)
                 return buffer
             },
@@ -176,7 +194,9 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         try check(MPI_Iallreduce(cmpi_in_place(), p, n, cmpi_float(), mpiOp(op), comm, &box.handle), "MPI_Iallreduce")
         return CommRequest(
             complete: { () throws(CommError) -> FloatBuffer in
-                try self.check(MPI_Wait(&box.handle, cmpi_status_ignore()), "MPI_Wait (iallReduce)")
+                try self.check(self.waiting("wait for iallReduce", count: buffer.count) {
+                    MPI_Wait(&box.handle, cmpi_status_ignore())
+                }, "MPI_Wait (iallReduce)")
                 if op == .average { self.divide(buffer.storage) }
                 return buffer
             },

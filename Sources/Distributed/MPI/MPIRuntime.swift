@@ -13,6 +13,9 @@ enum MPIRuntime {
     nonisolated(unsafe) private static var _worldRank = -1
     nonisolated(unsafe) private static var _running = false
 
+    /// This process's rank in MPI_COMM_WORLD (-1 before `initialize`).
+    static var worldRank: Int { lock.lock(); defer { lock.unlock() }; return _worldRank }
+
     /// True when this process was started by an MPI launcher (mpirun/mpiexec/srun), judged from
     /// the environment variables they set. Then the world is the MPI one; otherwise the
     /// launcher starts in-process ranks.

@@ -103,7 +103,7 @@ final class SelfTestSuite {
     private static func breaksTheWorld(_ e: CommError) -> Bool {
         switch e {
         case .invalidArgument, .badGrid: return false
-        case .mismatch, .timeout, .peerFailed, .mpi: return true
+        case .mismatch, .timeout, .peerFailed, .mpi, .resources: return true
         }
     }
 }

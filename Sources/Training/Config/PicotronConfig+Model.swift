@@ -53,6 +53,8 @@ extension PicotronConfig {
     /// and max_position_embeddings = seq_length; checked for the parallel layout (heads divisible by tp,
     /// at least one layer per pipeline stage). Throws `TrainingError.config` naming the value and the fix.
     public func resolvedModelConfig() throws -> LlamaConfig {
+        // Sizes above their limits first: the arithmetic below (divisors, products) assumes them bounded.
+        if let problem = modelSizeLimitProblems().first { throw TrainingError.config(problem) }
         let base: LlamaConfig
         switch try modelSource() {
         case .preset(let name):
@@ -75,7 +77,7 @@ extension PicotronConfig {
         if reshaped, hidden % heads != 0 {
             throw TrainingError.config("hidden_size \(hidden) is not divisible by num_attention_heads \(heads), so "
                                        + "heads cannot split the width evenly; choose model.num_attention_heads "
-                                       + "among \(divisors(of: hidden).map(String.init).joined(separator: ", "))")
+                                       + "among \(divisorList(of: hidden, near: heads))")
         }
         let config = LlamaConfig(
             vocabSize: model.vocabSize ?? base.vocabSize, hiddenSize: hidden,
@@ -94,7 +96,7 @@ extension PicotronConfig {
         for (key, value) in headCounts where value % tp != 0 {
             throw TrainingError.config("\(key) \(value) is not divisible by distributed.tp_size \(tp): tensor "
                                        + "parallelism gives each rank whole heads; choose tp_size among "
-                                       + divisors(of: value).map(String.init).joined(separator: ", ")
+                                       + divisorList(of: value, near: tp)
                                        + " or set model.\(key)")
         }
         if config.numHiddenLayers < pp {
@@ -105,5 +107,3 @@ extension PicotronConfig {
         return config
     }
 }
-
-private func divisors(of n: Int) -> [Int] { n < 1 ? [] : (1...n).filter { n % $0 == 0 } }

@@ -34,19 +34,19 @@ extension PicotronConfig {
         // model
         check(!model.name.trimmingCharacters(in: .whitespaces).isEmpty,
               "model.name is empty; name a preset (\(Self.presetList)) or a local directory with a config.json")
-        let sizes: [(String, Int?)] = [
-            ("num_hidden_layers", model.numHiddenLayers), ("num_attention_heads", model.numAttentionHeads),
-            ("num_key_value_heads", model.numKeyValueHeads), ("hidden_size", model.hiddenSize),
-            ("intermediate_size", model.intermediateSize), ("vocab_size", model.vocabSize),
-        ]
-        for case let (key, value?) in sizes {
+        for case let (key, value?) in modelSizeOverrides {
             atLeast("model.\(key)", value, 1, "or leave it out to keep the model's own")
         }
+        problems += modelSizeLimitProblems()
 
         // training
         let t = training
         atLeast("training.total_train_steps", t.totalTrainSteps, 1, "the number of optimizer steps")
         atLeast("training.seq_length", t.seqLength, 2, "a sequence needs a token and the next one to predict")
+        if let (limit, why) = LlamaConfig.sizeLimit(of: "max_position_embeddings") {   // it becomes the model's
+            check(t.seqLength <= limit, "training.seq_length is \(t.seqLength), above this implementation's limit "
+                  + "of \(limit) positions (\(why)); choose \(limit) or less")
+        }
         atLeast("training.micro_batch_size", t.microBatchSize, 1, "sequences per forward pass")
         atLeast("training.gradient_accumulation_steps", t.gradientAccumulationSteps, 1,
                 "micro-batches per optimizer step")
@@ -57,6 +57,15 @@ extension PicotronConfig {
             check(t.seqLength % d.cpSize == 0, "training.seq_length \(t.seqLength) is not divisible by "
                   + "distributed.cp_size \(d.cpSize): context parallelism gives each rank seq_length / cp_size "
                   + "tokens; choose a multiple of \(d.cpSize)")
+        }
+        // Products of sizes, in overflow-checked arithmetic: a product that overflows would trap later.
+        let tokens = [("training.micro_batch_size", t.microBatchSize),
+                      ("training.gradient_accumulation_steps", t.gradientAccumulationSteps),
+                      ("distributed.dp_size", d.dpSize), ("training.seq_length", t.seqLength)]
+        if let problem = Self.productProblem(grid.map { ("distributed.\($0.0)", $0.1) }, "ranks (the world size)") {
+            problems.append(problem)
+        } else if let problem = Self.productProblem(tokens, "tokens per optimizer step") {
+            problems.append(problem)
         }
         atLeast("training.warmup_steps", t.warmupSteps, 0, "0 means no warmup")
         oneOf("training.lr_schedule", t.lrSchedule, Training.lrSchedules)
@@ -90,5 +99,40 @@ extension PicotronConfig {
         guard !problems.isEmpty else { return }
         throw TrainingError.config(problems.count == 1 ? problems[0]
             : "\(problems.count) problems:\n  " + problems.joined(separator: "\n  "))
+    }
+
+    /// The model section's size overrides by key, nil where the model's own size is kept.
+    var modelSizeOverrides: [(String, Int?)] {
+        [("num_hidden_layers", model.numHiddenLayers), ("num_attention_heads", model.numAttentionHeads),
+         ("num_key_value_heads", model.numKeyValueHeads), ("hidden_size", model.hiddenSize),
+         ("intermediate_size", model.intermediateSize), ("vocab_size", model.vocabSize)]
+    }
+
+    /// The model overrides above their limits (`LlamaConfig.sizeLimits`), one message each.
+    func modelSizeLimitProblems() -> [String] {
+        modelSizeOverrides.compactMap { key, value in
+            guard let value, let (limit, why) = LlamaConfig.sizeLimit(of: key), value > limit else { return nil }
+            return "model.\(key) is \(value), above this implementation's limit of \(limit) (\(why)); "
+                + "choose \(limit) or less"
+        }
+    }
+
+    /// A message when the product of positive `factors` overflows Int (`multipliedReportingOverflow`),
+    /// naming each factor and the product's size; nil when it fits. Non-positive factors are
+    /// reported by their own rules.
+    static func productProblem(_ factors: [(String, Int)], _ what: String) -> String? {
+        guard factors.allSatisfy({ $0.1 >= 1 }) else { return nil }
+        var product = 1
+        for (_, value) in factors {
+            let (p, overflow) = product.multipliedReportingOverflow(by: value)
+            guard !overflow else {
+                let terms = factors.map { "\($0.0) \($0.1)" }.joined(separator: " × ")
+                let size = factors.reduce(1.0) { $0 * Double($1.1) }
+                return "\(terms) = \(String(format: "%.3g", size)) \(what), more than a 64-bit integer holds "
+                    + "(\(Int.max)); choose smaller values"
+            }
+            product = p
+        }
+        return nil
     }
 }

@@ -1,0 +1,70 @@
+// The memory estimate, against the same formula written out here term by term for the `micro` preset,
+// and the refusal it drives: a run too large is refused with its numbers, a small run is not.
+
+import Foundation
+import XCTest
+import Llama
+@testable import Training
+
+final class MemoryEstimateTests: XCTestCase {
+    // micro: V = 256, C = 128, I = 344, L = 4, 4 heads and 2 kv heads of 32 → qd = 128, kvd = 64; untied.
+    let micro = LlamaConfig.micro
+
+    func testParametersOfOneRankAreTheModelsOwnCount() {
+        let e = MemoryEstimate(model: micro, microBatchSize: 16, sequenceLength: 128)
+        XCTAssertEqual(e.parametersPerRank, Double(micro.parameterCount), "tp 1 holds every parameter")
+        XCTAssertEqual(e.parametersPerRank, 791_680)
+    }
+
+    func testEachComponentMatchesTheFormulaForASmallConfig() {
+        let (V, C, I, L, qd, kvd) = (256.0, 128.0, 344.0, 4.0, 128.0, 64.0)
+        let (B, T, tp) = (16.0, 128.0, 2.0)
+        let N = B * T
+        let cut = 2 * V * C + L * (C * qd + 2 * C * kvd + qd * C + 3 * C * I)   // embedding, head, layers' matrices
+        let replicated = L * 2 * C + C                                        // RMSNorm weights
+        let p = cut / tp + replicated
+        let perToken = L * (6 * C + 3 * qd / tp + 3 * kvd / tp + 3 * I / tp) + 2 * C + 3 * V / tp
+        let e = MemoryEstimate(model: micro, microBatchSize: 16, sequenceLength: 128, tp: 2, dp: 2)
+        XCTAssertEqual(e.parametersPerRank, p)
+        XCTAssertEqual(e.weights, 4 * p)
+        XCTAssertEqual(e.gradients, 4 * p)
+        XCTAssertEqual(e.optimizer, 8 * p, "AdamW keeps two float32 moments per parameter")
+        XCTAssertEqual(e.activations, 4 * N * perToken + 16 * N, accuracy: 1e-6 * e.activations)
+        XCTAssertEqual(e.communication, 4 * p, "data-parallel buckets hold a copy of the gradients")
+        XCTAssertEqual(e.perRank, 20 * p + e.activations, accuracy: 1)
+        XCTAssertEqual(MemoryEstimate(model: micro, microBatchSize: 16, sequenceLength: 128, tp: 2).communication, 0,
+                       "no buckets without data parallelism")
+    }
+
+    func testARunLargerThanTheMachineIsRefusedWithItsNumbers() throws {
+        let e = MemoryEstimate(model: micro, microBatchSize: 100_000_000, sequenceLength: 128)
+        XCTAssertThrowsError(try e.check(ranks: 2, available: 24 * 1024 * 1024 * 1024)) { error in
+            let m = "\(error)"
+            for part in ["per rank", "activations", "× 2 ranks on this machine", "24.0 GiB", "--mbs", "--force"] {
+                XCTAssertTrue(m.contains(part), "the message should say \(part): \(m)")
+            }
+        }
+        let warning = try e.check(ranks: 2, available: Double(1 << 30), force: true)
+        XCTAssertTrue(warning?.hasPrefix("warning: this run needs about") == true, warning ?? "nil")
+        var wide = micro
+        (wide.hiddenSize, wide.headDim, wide.numHiddenLayers) = (1 << 20, 1 << 18, 1000)
+        XCTAssertThrowsError(try MemoryEstimate(model: wide, microBatchSize: 1, sequenceLength: 128)
+            .check(ranks: 1, available: Double(1 << 40))) { error in
+            XCTAssertTrue("\(error)".contains("use a smaller model"), "\(error)")
+        }
+    }
+
+    func testTheQuickStartFitsThisMachine() throws {
+        let cfg = PicotronConfig.quickStart
+        let e = MemoryEstimate(config: cfg, model: try cfg.resolvedModelConfig())
+        XCTAssertNil(try e.check(ranks: 4), "the quick start on 4 ranks needs \(MemoryEstimate.format(e.perRank)) each")
+        XCTAssertGreaterThan(MemoryEstimate.availableMemory, 0)
+    }
+
+    func testSizesPrintInBinaryUnits() {
+        XCTAssertEqual(MemoryEstimate.format(512), "512 B")
+        XCTAssertEqual(MemoryEstimate.format(1536), "1.50 KiB")
+        XCTAssertEqual(MemoryEstimate.format(24 * 1024 * 1024 * 1024), "24.0 GiB")
+        XCTAssertEqual(MemoryEstimate.format(4.5 * 1024 * 1024 * 1024 * 1024 * 1024), "4.50 PiB")
+    }
+}
