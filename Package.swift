@@ -7,19 +7,32 @@ import PackageDescription
 // (`--scratch-path .build-exercises`) so switching tracks never rebuilds the other.
 let track = Context.environment["PICOTRON_TRACK"] == "exercises" ? "exercises" : "solutions"
 
-/// A lesson's module, built from the chosen track.
-func step(_ name: String, _ extra: [Target.Dependency] = []) -> Target {
-    .target(name: name, dependencies: ["TensorCore", "Distributed", "Llama", "Training", "LessonKit"] + extra,
+/// A Step module: the algorithm of one parallel dimension, built from the chosen track. It sees
+/// the core and the TODO marker only: never another Step, never the lesson harness.
+func step(_ name: String) -> Target {
+    .target(name: name, dependencies: ["TensorCore", "Distributed", "Llama", "Training", "ExerciseKit"],
             path: "\(track)/\(name)")
 }
 
+/// A lesson's harness (`Sources/StepNLesson`): what prints, measures and verifies the Step
+/// module's algorithm. The lesson executable and the Step's tests use it; `picotron` does not.
+func harness(_ name: String, _ step: Target.Dependency) -> Target {
+    .target(name: name, dependencies: [step, "LessonKit", "ExerciseKit", "TensorCore", "Distributed", "Llama", "Training"])
+}
+
 /// A lesson's executable (`swift run lesson-dp`).
-func lesson(_ name: String, _ steps: [Target.Dependency]) -> Target {
+func lesson(_ name: String, _ harness: Target.Dependency, _ step: Target.Dependency) -> Target {
     .executableTarget(
         name: name,
-        dependencies: steps + ["TensorCore", "Distributed", "Llama", "Training", "LessonKit",
-                               .product(name: "ArgumentParser", package: "swift-argument-parser")],
+        dependencies: [harness, step, "TensorCore", "Distributed",
+                       .product(name: "ArgumentParser", package: "swift-argument-parser")],
         path: "Sources/\(name)")
+}
+
+/// A Step's tests: the algorithm against the single-process reference, in the shared vocabulary.
+func stepTests(_ name: String, _ step: Target.Dependency, _ harness: Target.Dependency) -> Target {
+    .testTarget(name: name, dependencies: [step, harness, "LessonTesting", "LessonKit", "ExerciseKit",
+                                           "TensorCore", "Distributed", "Llama", "Training"])
 }
 
 let package = Package(
@@ -49,14 +62,22 @@ let package = Package(
         .target(name: "EmbeddedCorpus", path: "data", exclude: ["README.md"], resources: [.copy("shakespeare.txt")]),
         .target(name: "Training", dependencies: ["TensorCore", "Llama", "Distributed", "EmbeddedCorpus"]),
 
-        // What every lesson shares: the reference problem, comparisons, the TODO marker.
-        .target(name: "LessonKit", dependencies: ["TensorCore", "Distributed", "Llama", "Training"]),
+        // The exercise track's TODO marker: all a Step module needs from the lessons.
+        .target(name: "ExerciseKit"),
+        // What every lesson's harness shares: the reference problem, comparisons, tables, timelines.
+        .target(name: "LessonKit", dependencies: ["ExerciseKit", "TensorCore", "Distributed", "Llama", "Training"]),
+        // What every Step's tests share: ranks, comparisons with the reference, TODO failures.
+        .target(name: "LessonTesting", dependencies: ["LessonKit", "ExerciseKit", "Distributed", "TensorCore"]),
+        // Writes exercises/ from the task markers in solutions/ (`swift run generate-exercises`).
+        .executableTarget(name: "generate-exercises"),
 
-        // The lessons, one module per parallel dimension.
+        // The lessons: one module per parallel dimension, its harness, its executable.
         step("Step1_DataParallel"),
         step("Step2_TensorParallel"),
-        lesson("lesson-dp", ["Step1_DataParallel"]),
-        lesson("lesson-tp", ["Step2_TensorParallel", "Step1_DataParallel"]),
+        harness("Step1Lesson", "Step1_DataParallel"),
+        harness("Step2Lesson", "Step2_TensorParallel"),
+        lesson("lesson-dp", "Step1Lesson", "Step1_DataParallel"),
+        lesson("lesson-tp", "Step2Lesson", "Step2_TensorParallel"),
 
         .executableTarget(
             name: "picotron",
@@ -70,10 +91,8 @@ let package = Package(
         .testTarget(name: "DistributedTests", dependencies: ["Distributed"]),
         // Runs the built `picotron` as a user would (it depends on it so that it is built first).
         .testTarget(name: "CLITests", dependencies: ["picotron"]),
-        .testTarget(name: "Step1_DataParallelTests",
-                    dependencies: ["Step1_DataParallel", "LessonKit", "TensorCore", "Distributed", "Llama", "Training"]),
-        .testTarget(name: "Step2_TensorParallelTests",
-                    dependencies: ["Step2_TensorParallel", "LessonKit", "TensorCore", "Distributed", "Llama", "Training"]),
+        stepTests("Step1_DataParallelTests", "Step1_DataParallel", "Step1Lesson"),
+        stepTests("Step2_TensorParallelTests", "Step2_TensorParallel", "Step2Lesson"),
         .testTarget(
             name: "LlamaTests", dependencies: ["Llama", "Training", "TensorCore"],
             resources: [.copy("Fixtures")]),

@@ -91,3 +91,26 @@ public struct ParameterFactory: Sendable {
         Tensor(shape: [n], data: [Float](repeating: 1, count: n), requiresGrad: true, name: name)
     }
 }
+
+/// Makes the weight-holding layers of a model being initialised, by Hugging Face name and full
+/// shape `[out, in]` (or `[V, C]`). `plain` makes whole layers; a parallel step makes shards.
+public struct LlamaBuilder {
+    public var linear: (_ name: String, _ out: Int, _ in: Int, _ f: ParameterFactory) throws -> any LinearLayer
+    public var embedding: (_ name: String, _ vocab: Int, _ hidden: Int, _ f: ParameterFactory) throws -> any EmbeddingLayer
+    /// The head of a tied model, from its embedding (nil: the model multiplies by the embedding itself).
+    public var tiedHead: (_ embedding: any EmbeddingLayer) -> (any LinearLayer)?
+    /// Ranks the attention heads are divided among (each rank computes heads / ranks of them).
+    public var ranks: Int
+
+    public init(ranks: Int = 1,
+                linear: @escaping (_ name: String, _ out: Int, _ in: Int, _ f: ParameterFactory) throws -> any LinearLayer,
+                embedding: @escaping (_ name: String, _ vocab: Int, _ hidden: Int, _ f: ParameterFactory) throws -> any EmbeddingLayer,
+                tiedHead: @escaping (_ embedding: any EmbeddingLayer) -> (any LinearLayer)? = { _ in nil }) {
+        (self.ranks, self.linear, self.embedding, self.tiedHead) = (ranks, linear, embedding, tiedHead)
+    }
+
+    /// Whole layers, as `LlamaForCausalLM(config:seed:)` makes them.
+    public static let plain = LlamaBuilder(
+        linear: { name, out, inn, f in Linear(weight: f.normal(name, out, inn)) },
+        embedding: { name, v, c, f in Embedding(weight: f.normal(name, v, c)) })
+}

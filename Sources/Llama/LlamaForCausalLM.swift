@@ -33,32 +33,41 @@ public final class LlamaForCausalLM: ParameterHolder {
     /// A freshly initialised model: linear and embedding weights from normal(0, initializer_range)
     /// by a counter-based generator keyed by each parameter's name, norms at one.
     public convenience init(config c: LlamaConfig, seed: UInt64) {
+        try! self.init(config: c, seed: seed, building: .plain)   // the plain builder never throws
+    }
+
+    /// A freshly initialised model whose weight layers `builder` makes, by Hugging Face name and
+    /// full shape: a parallel step builds its shards straight from the seed this way, and each
+    /// shard equals the slice of the plain model's parameter (the generator is keyed by name).
+    public convenience init(config c: LlamaConfig, seed: UInt64, building builder: LlamaBuilder) throws {
         let f = ParameterFactory(seed: seed, std: Float(c.initializerRange))
-        let (hidden, hd) = (c.hiddenSize, c.headDim)
-        let layers = (0..<c.numHiddenLayers).map { i -> LlamaDecoderLayer in
+        let (hidden, hd, eps) = (c.hiddenSize, c.headDim, Float(c.rmsNormEps))
+        let layers = try (0..<c.numHiddenLayers).map { i -> LlamaDecoderLayer in
             let p = "model.layers.\(i)."
+            func linear(_ name: String, _ out: Int, _ inn: Int) throws -> any LinearLayer {
+                try builder.linear(p + name, out, inn, f)
+            }
             let attn = LlamaAttention(
-                qProj: Linear(weight: f.normal(p + "self_attn.q_proj.weight", c.numAttentionHeads * hd, hidden)),
-                kProj: Linear(weight: f.normal(p + "self_attn.k_proj.weight", c.numKeyValueHeads * hd, hidden)),
-                vProj: Linear(weight: f.normal(p + "self_attn.v_proj.weight", c.numKeyValueHeads * hd, hidden)),
-                oProj: Linear(weight: f.normal(p + "self_attn.o_proj.weight", hidden, c.numAttentionHeads * hd)),
-                heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: hd)
+                qProj: try linear("self_attn.q_proj.weight", c.numAttentionHeads * hd, hidden),     // [nh·hs, C]
+                kProj: try linear("self_attn.k_proj.weight", c.numKeyValueHeads * hd, hidden),      // [nkv·hs, C]
+                vProj: try linear("self_attn.v_proj.weight", c.numKeyValueHeads * hd, hidden),      // [nkv·hs, C]
+                oProj: try linear("self_attn.o_proj.weight", hidden, c.numAttentionHeads * hd),     // [C, nh·hs]
+                heads: c.numAttentionHeads / builder.ranks, kvHeads: c.numKeyValueHeads / builder.ranks, headDim: hd)
             let mlp = LlamaMLP(
-                gateProj: Linear(weight: f.normal(p + "mlp.gate_proj.weight", c.intermediateSize, hidden)),
-                upProj: Linear(weight: f.normal(p + "mlp.up_proj.weight", c.intermediateSize, hidden)),
-                downProj: Linear(weight: f.normal(p + "mlp.down_proj.weight", hidden, c.intermediateSize)))
+                gateProj: try linear("mlp.gate_proj.weight", c.intermediateSize, hidden),           // [I, C]
+                upProj: try linear("mlp.up_proj.weight", c.intermediateSize, hidden),               // [I, C]
+                downProj: try linear("mlp.down_proj.weight", hidden, c.intermediateSize))           // [C, I]
             return LlamaDecoderLayer(
-                inputLayernorm: RMSNorm(weight: f.ones(p + "input_layernorm.weight", hidden), eps: Float(c.rmsNormEps)),
+                inputLayernorm: RMSNorm(weight: f.ones(p + "input_layernorm.weight", hidden), eps: eps),
                 selfAttn: attn,
-                postAttentionLayernorm: RMSNorm(weight: f.ones(p + "post_attention_layernorm.weight", hidden),
-                                                eps: Float(c.rmsNormEps)),
+                postAttentionLayernorm: RMSNorm(weight: f.ones(p + "post_attention_layernorm.weight", hidden), eps: eps),
                 mlp: mlp)
         }
-        self.init(config: c,
-                  embedTokens: Embedding(weight: f.normal("model.embed_tokens.weight", c.vocabSize, hidden)),
-                  layers: layers,
-                  norm: RMSNorm(weight: f.ones("model.norm.weight", hidden), eps: Float(c.rmsNormEps)),
-                  lmHead: c.tieWordEmbeddings ? nil : Linear(weight: f.normal("lm_head.weight", c.vocabSize, hidden)))
+        let embedding = try builder.embedding("model.embed_tokens.weight", c.vocabSize, hidden, f)   // [V, C]
+        let head = c.tieWordEmbeddings ? builder.tiedHead(embedding)
+            : try builder.linear("lm_head.weight", c.vocabSize, hidden, f)                           // [V, C]
+        self.init(config: c, embedTokens: embedding, layers: layers,
+                  norm: RMSNorm(weight: f.ones("model.norm.weight", hidden), eps: eps), lmHead: head)
     }
 
     // MARK: Forward, in pieces

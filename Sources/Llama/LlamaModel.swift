@@ -63,6 +63,15 @@ public final class LlamaDecoderLayer: ParameterHolder {
     public var postAttentionLayernorm: RMSNorm
     public var mlp: LlamaMLP
 
+    /// Every linear layer of a decoder layer by its Hugging Face name inside `model.layers.N.`,
+    /// as a path a parallel step can read and replace it through.
+    public static let linears: [(name: String, path: ReferenceWritableKeyPath<LlamaDecoderLayer, any LinearLayer>)] = [
+        ("self_attn.q_proj.weight", \.selfAttn.qProj), ("self_attn.k_proj.weight", \.selfAttn.kProj),
+        ("self_attn.v_proj.weight", \.selfAttn.vProj), ("self_attn.o_proj.weight", \.selfAttn.oProj),
+        ("mlp.gate_proj.weight", \.mlp.gateProj), ("mlp.up_proj.weight", \.mlp.upProj),
+        ("mlp.down_proj.weight", \.mlp.downProj),
+    ]
+
     public init(inputLayernorm: RMSNorm, selfAttn: LlamaAttention, postAttentionLayernorm: RMSNorm, mlp: LlamaMLP) {
         (self.inputLayernorm, self.selfAttn) = (inputLayernorm, selfAttn)
         (self.postAttentionLayernorm, self.mlp) = (postAttentionLayernorm, mlp)

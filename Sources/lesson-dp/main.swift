@@ -1,12 +1,13 @@
 // lesson-dp: Lesson 1, data parallelism, live. Runs on in-process ranks (`--ranks N`, default 2)
 // or on the MPI world when started by mpirun; exits non-zero if any check against the
-// single-process reference fails. The work is in Step1_DataParallel/DataParallelLesson.swift.
+// single-process reference fails. The work is in Sources/Step1Lesson/DataParallelLesson.swift.
 
 import ArgumentParser
 import Distributed
 import Foundation
-import TensorCore
+import Step1Lesson
 import Step1_DataParallel
+import TensorCore
 
 struct LessonDP: ParsableCommand {
     static let configuration = CommandConfiguration(

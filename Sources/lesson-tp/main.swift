@@ -1,12 +1,13 @@
 // lesson-tp: Lesson 2, tensor parallelism, live. Runs on in-process ranks (`--ranks N`,
 // default 2) or on the MPI world when started by mpirun; exits non-zero if any check against
-// the single-process reference fails. The work is in Step2_TensorParallel/TensorParallelLesson.swift.
+// the single-process reference fails. The work is in Sources/Step2Lesson/TensorParallelLesson.swift.
 
 import ArgumentParser
 import Distributed
 import Foundation
-import TensorCore
+import Step2Lesson
 import Step2_TensorParallel
+import TensorCore
 
 struct LessonTP: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -36,7 +36,8 @@ struct ParallelPlan {
             let made = try makeTensorParallelLlama(config: modelConfig, seed: seed, group: grid.tpGroup)
             (model, tp) = (made.model, made.group)
             hooks.globalSquaredNorm = { _ in try squaredGradNorm(of: model, group: grid.tpGroup) }
-            (hooks.gatherCheckpoint, hooks.scatterCheckpoint) = checkpointShards(model, grid.tpGroup)
+            hooks.gatherCheckpoint = { try gatherCheckpoint($0, of: model, group: grid.tpGroup) }
+            hooks.scatterCheckpoint = { try scatterCheckpoint($0, into: $1, optimizer: $2, group: grid.tpGroup) }
         } else {
             model = LlamaForCausalLM(config: modelConfig, seed: seed)
         }
@@ -65,45 +66,6 @@ struct ParallelPlan {
         }
         return ParallelPlan(model: model, hooks: hooks, fullModel: fullModel)
     }
-}
-
-/// Checkpoints hold the whole model, so any layout can resume any checkpoint: a tensor-parallel
-/// rank all-gathers its cut parameters and AdamW moments before a save (every rank calls it; the
-/// main rank writes), and takes its slice of each after a load.
-func checkpointShards(_ model: LlamaForCausalLM, _ group: Communicator)
-    -> (gather: (CheckpointContents) throws -> CheckpointContents,
-        scatter: (CheckpointContents, LlamaForCausalLM, AdamW) throws -> Void) {
-    let specs = tensorParallelSpecs(of: model)
-    let gather: (CheckpointContents) throws -> CheckpointContents = { local in
-        var whole = local
-        for (i, p) in local.parameters.enumerated() {
-            let spec = specs[p.name]!
-            guard spec.cut != .replicated else { continue }
-            whole.parameters[i] = (p.name, spec.fullShape, spec.assemble(try group.allGather(p.values)))
-            whole.optimizer[i].expAvg = spec.assemble(try group.allGather(local.optimizer[i].expAvg))
-            whole.optimizer[i].expAvgSq = spec.assemble(try group.allGather(local.optimizer[i].expAvgSq))
-        }
-        return whole
-    }
-    let scatter: (CheckpointContents, LlamaForCausalLM, AdamW) throws -> Void = { whole, model, optimizer in
-        let index = Dictionary(uniqueKeysWithValues: whole.parameters.enumerated().map { ($0.element.name, $0.offset) })
-        var states = [AdamW.State]()
-        for (name, p) in model.namedParameters {
-            guard let i = index[name], let spec = specs[name] else {
-                throw TrainingError.checkpoint("the checkpoint has no \(name)")
-            }
-            guard whole.parameters[i].values.count == spec.fullShape.reduce(1, *) else {
-                throw TrainingError.checkpoint("the checkpoint's \(name) has shape \(whole.parameters[i].shape), the model "
-                                               + "\(spec.fullShape): its config.json and weights disagree")
-            }
-            p.data = spec.slice(whole.parameters[i].values)
-            var s = whole.optimizer[i]
-            (s.expAvg, s.expAvgSq) = (spec.slice(s.expAvg), spec.slice(s.expAvgSq))
-            states.append(s)
-        }
-        try optimizer.restore(states)
-    }
-    return (gather, scatter)
 }
 
 /// Surfaces a communication error that a tensor-parallel collective hit inside forward or

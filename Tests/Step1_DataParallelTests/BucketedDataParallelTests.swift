@@ -2,7 +2,10 @@
 // during backward, waited once at the end; equal to the single-process gradients for every dp,
 // accumulation and bucket size, and bit for bit equal across bucket sizes.
 
+import ExerciseKit
 import LessonKit
+import LessonTesting
+import Step1Lesson
 import Step1_DataParallel
 import XCTest
 

@@ -3,8 +3,11 @@
 // check has teeth: picotron's all-reduce of the weights (issue #39), and a sum without average.
 
 import Distributed
+import ExerciseKit
 import LessonKit
+import LessonTesting
 import Llama
+import Step1Lesson
 import Step1_DataParallel
 import TensorCore
 import Training

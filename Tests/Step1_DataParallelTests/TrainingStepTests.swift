@@ -2,7 +2,10 @@
 // mean, parameters after 3 AdamW steps equal the single-process run's, and a frozen parameter
 // is neither reduced nor updated.
 
+import ExerciseKit
 import LessonKit
+import LessonTesting
+import Step1Lesson
 import Step1_DataParallel
 import XCTest
 
@@ -11,7 +14,7 @@ final class TrainingStepTests: XCTestCase {
         let setup = DataParallelSetup(dp: 3, accumulation: 2, microBatch: 2)
         Todo.reset()
         let results = try runRanks(setup)
-        guard tasksDone("Step1.6") else { return }
+        if unfinished("Step1.6") { return }
         let rows = results.flatMap { $0.rows.flatMap { $0 } }
         XCTAssertEqual(rows.sorted(), Array(0..<setup.globalBatch), "G = B·A·dp rows, each read by exactly one rank")
         XCTAssertEqual(results[1].rows, [[2, 3], [8, 9]], "rank 1 reads chunks 1 and 1 + dp of B rows")
@@ -23,7 +26,7 @@ final class TrainingStepTests: XCTestCase {
             let setup = DataParallelSetup(dp: dp, accumulation: 2, microBatch: 1)
             Todo.reset()
             let results = try runRanks(setup)
-            guard tasksDone("Step1.6") else { return }
+            if unfinished("Step1.6") { return }
             let want = setup.problem.reference().loss
             for r in results {
                 XCTAssertEqual(r.losses[0], want, accuracy: 1e-5 * abs(want),
@@ -39,10 +42,10 @@ final class TrainingStepTests: XCTestCase {
             let setup = DataParallelSetup(dp: dp, accumulation: A, microBatch: 1, strategy: strategy, steps: 3)
             Todo.reset()
             let results = try runRanks(setup)
-            guard tasksDone("Step1.6") else { return }
+            if unfinished("Step1.6") { return }
             let reference = setup.problem.referenceAfterSteps(3, hyper: setup.hyper, frozen: [])
             for r in results {
-                assertAllPass(DataParallelCheck.parameters(r, reference: reference.parameters), "\(strategy), dp \(dp), A \(A)")
+                assertPass(DataParallelCheck.parameters(r, reference: reference.parameters), rank: r.rank, "\(strategy), dp \(dp), A \(A)" + ": ")
                 for (step, (got, want)) in zip(r.losses, reference.losses).enumerated() {
                     XCTAssertEqual(got, want, accuracy: 1e-5 * abs(want), "\(strategy), dp \(dp): loss at step \(step + 1)")
                 }
@@ -56,7 +59,7 @@ final class TrainingStepTests: XCTestCase {
             let setup = DataParallelSetup(dp: 2, accumulation: 2, microBatch: 1, strategy: strategy, steps: 3, frozen: frozen)
             Todo.reset()
             let results = try runRanks(setup)
-            guard tasksDone("Step1.6") else { return }
+            if unfinished("Step1.6") { return }
             let initial = setup.problem.makeModel().namedParameters
             let trainable = initial.filter { !frozen.contains($0.0) }.reduce(0) { $0 + $1.1.count }
             let reference = setup.problem.referenceAfterSteps(3, hyper: setup.hyper, frozen: frozen)
@@ -68,7 +71,7 @@ final class TrainingStepTests: XCTestCase {
                 }
                 XCTAssertEqual(r.traffic.total().bytes, 4 * trainable,
                                "\(strategy), rank \(r.rank): only trainable gradients are reduced (4 B × \(trainable))")
-                assertAllPass(DataParallelCheck.parameters(r, reference: reference.parameters), "\(strategy), frozen")
+                assertPass(DataParallelCheck.parameters(r, reference: reference.parameters), rank: r.rank, "\(strategy), frozen" + ": ")
             }
         }
     }

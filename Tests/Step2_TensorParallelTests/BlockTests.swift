@@ -3,8 +3,11 @@
 // Legend: B = batch, T = sequence, C = hidden, tp = ranks.
 
 import Distributed
+import ExerciseKit
 import LessonKit
+import LessonTesting
 import Llama
+import Step2Lesson
 import Step2_TensorParallel
 import TensorCore
 import XCTest
@@ -34,7 +37,7 @@ final class BlockTests: XCTestCase {
             let y = forward(layer, xt, rope, mask)
             (y * Tensor(shape: y.shape, data: r)).sum().backward()
             try group.check()
-            let specs = tensorParallelSpecs(of: model)
+            let specs = tensorParallelSpecs(of: model, group: comm)
             var out = [check(comm.rank, "\(which) output", got: y.data, want: yRef.data, shape: [b * t, c],
                              hint: "the row-parallel projection must end with g (Task 2.5)"),
                        check(comm.rank, "\(which) ∂L/∂x", got: xt.grad ?? [], want: xRef.grad!, shape: [b * t, c],
@@ -53,22 +56,22 @@ final class BlockTests: XCTestCase {
     func testAttentionHeadsSplit() throws {
         for tp in [1, 2, 4] {
             try verify("attention", tp: tp, forward: { l, x, rope, mask in l.selfAttn.forward(x, rope: rope, mask: mask) },
-                       parallelize: { l, g in try parallelize(l.selfAttn, group: g) })
+                       parallelize: { l, g in try parallelize(l, group: g) })
         }
     }
 
     func testMLPFeaturesSplit() throws {
         for tp in [1, 2, 4] {
             try verify("mlp", tp: tp, forward: { l, x, _, _ in l.mlp.forward(x) },
-                       parallelize: { l, g in try parallelize(l.mlp, group: g) })
+                       parallelize: { l, g in try parallelize(l, group: g) })
         }
     }
 
     /// Each rank computes only its heads: 8/tp query heads, 4/tp key/value heads.
     func testHeadCountsPerRank() throws {
         let shares = try onRanks(4) { comm -> [Int] in
-            let attn = LessonProblem().makeModel().layers[0].selfAttn
-            try parallelize(attn, group: TensorParallelGroup(comm))
+            let layer = LessonProblem().makeModel().layers[0], attn = layer.selfAttn
+            try parallelize(layer, group: TensorParallelGroup(comm))
             return [attn.heads, attn.kvHeads, (attn.qProj as! ColumnParallelLinear).weight.shape[0]]
         }
         XCTAssertEqual(shares, Array(repeating: [2, 1, 16], count: 4))

@@ -3,8 +3,11 @@
 // Legend: N = rows, in/out = full features, tp = ranks.
 
 import Distributed
+import ExerciseKit
 import LessonKit
+import LessonTesting
 import Llama
+import Step2Lesson
 import Step2_TensorParallel
 import TensorCore
 import XCTest
@@ -45,7 +48,7 @@ final class LinearTests: XCTestCase {
         for tp in [1, 2, 4] {
             beginTasks()
             let runs = try runColumn(tp: tp)
-            if unfinished(["Step2."]) { return }
+            if unfinished("Step2.3") { return }
             assertPass(runs.map { r in
                 let cut = ShardSpec(cut: .columns, fullShape: [n, outF], rank: r.rank, size: tp)
                 return check(r.rank, "column-parallel y_r", got: r.y, want: cut.slice(ref.y), shape: [n, outF / tp],
@@ -60,7 +63,7 @@ final class LinearTests: XCTestCase {
         for tp in [1, 2, 4] {
             beginTasks()
             let runs = try runColumn(tp: tp)
-            if unfinished(["Step2."]) { return }
+            if unfinished("Step2.4") { return }
             assertPass(runs.flatMap { r in [
                 check(r.rank, "column-parallel ∂L/∂W_r", got: r.dw, want: r.spec.slice(ref.dw), shape: r.spec.shardShape,
                       hint: "dW_r = dy_rᵀ · x: [out/tp, N] · [N, in]"),
@@ -92,7 +95,7 @@ final class LinearTests: XCTestCase {
         for tp in [1, 2, 4] {
             beginTasks()
             let runs = try runRow(tp: tp)
-            if unfinished(["Step2."]) { return }
+            if unfinished("Step2.5") { return }
             assertPass(runs.map { r in
                 check(r.rank, "row-parallel y", got: r.y, want: ref.y, shape: [n, outF],
                       hint: "y = g(x_r · W_rᵀ): the partial products must be summed over ranks (Task 2.2)")
@@ -106,7 +109,7 @@ final class LinearTests: XCTestCase {
         for tp in [1, 2, 4] {
             beginTasks()
             let runs = try runRow(tp: tp)
-            if unfinished(["Step2."]) { return }
+            if unfinished("Step2.6") { return }
             assertPass(runs.flatMap { r -> [Check] in
                 let xCut = ShardSpec(cut: .columns, fullShape: [n, inF], rank: r.rank, size: tp)
                 return [

@@ -4,8 +4,11 @@
 // calls (full parameters, gradient norm).
 
 import Distributed
+import ExerciseKit
 import LessonKit
+import LessonTesting
 import Llama
+import Step2Lesson
 import Step2_TensorParallel
 import TensorCore
 import Training

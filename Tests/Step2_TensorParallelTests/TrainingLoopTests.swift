@@ -4,8 +4,11 @@
 // Legend: B = batch rows, T = sequence, tp/dp = group sizes.
 
 import Distributed
+import ExerciseKit
 import LessonKit
+import LessonTesting
 import Llama
+import Step2Lesson
 import Step2_TensorParallel
 import TensorCore
 import Training
@@ -40,7 +43,7 @@ final class TrainingLoopTests: XCTestCase {
             let half = problem.batch / grid.dpSize
             let (x, y) = problem.rows((grid.dpRank * half)..<((grid.dpRank + 1) * half))
             let optimizer = AdamW(parameters: model.parameters, hyper: hyper)
-            let specs = tensorParallelSpecs(of: model)
+            let specs = tensorParallelSpecs(of: model, group: grid.tpGroup)
             var out = [Check]()
             for step in 0..<3 {
                 let loss = model.lossFunction(model.logits(x, batch: half, length: problem.length), y)

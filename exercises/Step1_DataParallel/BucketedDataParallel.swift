@@ -19,8 +19,8 @@
 // and `bucket.py` (DataParallelBucket, BucketManager).
 
 import Distributed
+import ExerciseKit
 import Foundation
-import LessonKit
 import TensorCore
 import Training
 
@@ -102,9 +102,9 @@ public final class BucketedDataParallel: GradientSynchronizer {
         let bucket = buckets[b]
         // TODO(Step1.4): copy this parameter's gradient into its slot of the bucket (`pack`), count
         // it as ready, and when it is the bucket's last one, `launchReduction(bucket)`. Three lines.
-        _ = (bucket, s)
         Todo.reached("Step1.4", "BucketedDataParallel.gradientReady (launch a bucket's all-reduce from the hook)",
-                     lesson: "\(lesson)#task-14")
+                     lesson: "Lessons/01-data-parallel.md#task-14")
+        _ = (bucket, s)
     }
 
     /// Starts the non-blocking all-reduce of a full bucket; backward continues meanwhile.
@@ -132,9 +132,9 @@ public final class BucketedDataParallel: GradientSynchronizer {
             // TODO(Step1.5): wait for the bucket's reduction (`inFlight.wait()`, it throws), then
             // `unpack` the sum divided by dp into the gradients; keep the first error in `failure`.
             // Until then the reductions complete unseen and the gradients stay this rank's own.
-            _ = inFlight
             Todo.reached("Step1.5", "BucketedDataParallel.completeReductions (the final wait and copy-back)",
-                         lesson: "\(lesson)#task-15")
+                         lesson: "Lessons/01-data-parallel.md#task-15")
+            _ = inFlight
         }
     }
 }

@@ -8,9 +8,10 @@
 // Legend: P_k = values in parameter k, S = bucket capacity in floats, n = trainable parameters.
 
 import Distributed
+import ExerciseKit
 import Foundation
-import LessonKit
 import TensorCore
+import Training
 
 /// S, the capacity in floats of a bucket of `megabytes` MiB (picotron and torch count
 /// `bucket_cap_mb` in MiB: 25 MB = 25 · 2²⁰ bytes). At least one float, at most
@@ -50,7 +51,8 @@ public func assignBuckets(sizes: [Int], capacity: Int) -> [[Int]] {
     // TODO(Step1.3): walk the indices from last to first, filling a bucket while the next size
     // fits and starting a new one when it does not. About ten lines. Until then: no buckets,
     // so bucketed data parallelism reduces nothing.
-    Todo.reached("Step1.3", "assignBuckets (which parameters share a bucket)", lesson: "\(lesson)#task-13")
+    Todo.reached("Step1.3", "assignBuckets (which parameters share a bucket)",
+                 lesson: "Lessons/01-data-parallel.md#task-13")
     return []
 }
 

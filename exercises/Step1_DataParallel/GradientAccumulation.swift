@@ -1,3 +1,4 @@
+import ExerciseKit
 // Step 1 of the lessons: data parallelism. Lessons/01-data-parallel.md tells the story; this
 // file holds the one rule every strategy shares: with gradient accumulation, synchronise only
 // after the last micro-batch of a step.
@@ -12,7 +13,6 @@
 // parts, for 1/A of the traffic. (picotron sets `require_backward_grad_sync` on the last
 // micro-batch only; torch DDP calls it `no_sync()`.)
 
-import LessonKit
 
 /// Whether the backward pass of micro-batch `index` (0-based) of `count` should reduce
 /// gradients across the data-parallel group. Task 1.2.
@@ -26,6 +26,6 @@ public func shouldSynchronize(microBatch index: Int, of count: Int) -> Bool {
     // TODO(Step1.2): return whether micro-batch `index` of `count` must synchronise. One line.
     // Until then every micro-batch synchronises: correct, but A times the traffic.
     Todo.reached("Step1.2", "shouldSynchronize (the no-sync rule of gradient accumulation)",
-                 lesson: "\(lesson)#task-12")
+                 lesson: "Lessons/01-data-parallel.md#task-12")
     return true
 }

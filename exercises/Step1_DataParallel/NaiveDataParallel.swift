@@ -11,7 +11,7 @@
 // https://arxiv.org/abs/2006.15704
 
 import Distributed
-import LessonKit
+import ExerciseKit
 import TensorCore
 import Training
 
@@ -79,6 +79,6 @@ public final class NaiveDataParallel: GradientSynchronizer {
         // TODO(Step1.1): all-reduce param.grad over `group` (sum), then divide it by the group size.
         // Two lines. Until then the gradient stays this rank's own, and the test says so.
         Todo.reached("Step1.1", "NaiveDataParallel.allReduceAndAverage (all-reduce and average a gradient)",
-                     lesson: "\(lesson)#task-11")
+                     lesson: "Lessons/01-data-parallel.md#task-11")
     }
 }

@@ -6,7 +6,7 @@
 // ### References
 // Shoeybi et al., Megatron-LM, §3 (the f and g operators), https://arxiv.org/abs/1909.08053
 
-import LessonKit
+import ExerciseKit
 import TensorCore
 
 /// Megatron's **f**: identity forward, all-reduce (sum) of the gradient backward.
@@ -19,7 +19,8 @@ public func copyToTensorParallelRegion(_ x: Tensor, _ group: TensorParallelGroup
     Tensor.custom(inputs: [x], shape: x.shape, data: x.data) { dy in    // [.., C]
         // TODO(Step2.1): dy is this rank's part of ∂L/∂x. Return the sum over the ranks of the
         // group (one call on `group`). Every rank must make the same call: it is a sync point.
-        Todo.reached("Step2.1", "copyToTensorParallelRegion (f) backward", lesson: "Lessons/02-tensor-parallel.md, Task 2.1")
+        Todo.reached("Step2.1", "copyToTensorParallelRegion (f) backward",
+                     lesson: "Lessons/02-tensor-parallel.md, Task 2.1")
         return [dy]
     }
 }
@@ -32,7 +33,8 @@ public func copyToTensorParallelRegion(_ x: Tensor, _ group: TensorParallelGroup
 /// with respect to each term is the gradient itself, so backward passes it through.
 public func reduceFromTensorParallelRegion(_ x: Tensor, _ group: TensorParallelGroup) -> Tensor {
     // TODO(Step2.2): y must be the sum over the ranks of every rank's x (one call on `group`).
-    Todo.reached("Step2.2", "reduceFromTensorParallelRegion (g) forward", lesson: "Lessons/02-tensor-parallel.md, Task 2.2")
+    Todo.reached("Step2.2", "reduceFromTensorParallelRegion (g) forward",
+                 lesson: "Lessons/02-tensor-parallel.md, Task 2.2")
     let y = x.data                                                       // [.., C] partial sum
     return Tensor.custom(inputs: [x], shape: x.shape, data: y) { dy in [dy] }
 }

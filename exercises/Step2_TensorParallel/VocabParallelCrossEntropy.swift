@@ -11,8 +11,8 @@
 // ### References
 // Megatron-LM's vocab_parallel_cross_entropy, https://github.com/NVIDIA/Megatron-LM
 
+import ExerciseKit
 import Foundation
-import LessonKit
 import TensorCore
 
 /// Mean cross-entropy of vocab-parallel `logits` `[.., v]` (this rank's columns

@@ -8,7 +8,7 @@
 // ### References
 // Megatron-LM's VocabParallelEmbedding, https://github.com/NVIDIA/Megatron-LM
 
-import LessonKit
+import ExerciseKit
 import Llama
 import TensorCore
 
@@ -59,7 +59,8 @@ public final class VocabParallelEmbedding: EmbeddingLayer {
         // TODO(Step2.7): forward: row i of y is row (id − vocab.lowerBound) of the shard when
         // `vocab` contains ids[i], zeros otherwise. Backward (a `Tensor.custom` on [weight]): add
         // dy's row i into that shard row, for owned ids only (a token seen twice adds twice).
-        Todo.reached("Step2.7", "VocabParallelEmbedding masked lookup", lesson: "Lessons/02-tensor-parallel.md, Task 2.7")
+        Todo.reached("Step2.7", "VocabParallelEmbedding masked lookup",
+                     lesson: "Lessons/02-tensor-parallel.md, Task 2.7")
         return Tensor.custom(inputs: [weight], shape: shape + [c], data: [Float](repeating: 0, count: ids.count * c)) { _ in
             [nil]
         }

@@ -20,7 +20,6 @@
 
 import Distributed
 import Foundation
-import LessonKit
 import TensorCore
 import Training
 
@@ -100,9 +99,14 @@ public final class BucketedDataParallel: GradientSynchronizer {
     private func gradientReady(_ param: Tensor) {
         guard syncThisBackward, failure == nil, let (b, s) = location[ObjectIdentifier(param)] else { return }
         let bucket = buckets[b]
+        // TASK(Step1.4) BucketedDataParallel.gradientReady (launch a bucket's all-reduce from the hook) @ Lessons/01-data-parallel.md#task-14
+        // > copy this parameter's gradient into its slot of the bucket (`pack`), count
+        // > it as ready, and when it is the bucket's last one, `launchReduction(bucket)`. Three lines.
         bucket.pack(bucket.slots[s])           // read param.grad, never param.data (picotron #39)
         bucket.readyCount += 1
         if bucket.readyCount == bucket.slots.count { launchReduction(bucket) }
+        // STAND-IN: _ = (bucket, s)
+        // END TASK(Step1.4)
     }
 
     /// Starts the non-blocking all-reduce of a full bucket; backward continues meanwhile.
@@ -127,12 +131,18 @@ public final class BucketedDataParallel: GradientSynchronizer {
             defer { bucket.readyCount = 0 }
             guard let inFlight = bucket.inFlight else { continue }
             bucket.inFlight = nil
+            // TASK(Step1.5) BucketedDataParallel.completeReductions (the final wait and copy-back) @ Lessons/01-data-parallel.md#task-15
+            // > wait for the bucket's reduction (`inFlight.wait()`, it throws), then
+            // > `unpack` the sum divided by dp into the gradients; keep the first error in `failure`.
+            // > Until then the reductions complete unseen and the gradients stay this rank's own.
             do {
                 try inFlight.wait()
                 bucket.unpack(scale: 1 / Float(group.size))
             } catch {
                 failure = failure ?? error
             }
+            // STAND-IN: _ = inFlight
+            // END TASK(Step1.5)
         }
     }
 }

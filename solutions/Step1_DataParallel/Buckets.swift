@@ -9,8 +9,8 @@
 
 import Distributed
 import Foundation
-import LessonKit
 import TensorCore
+import Training
 
 /// S, the capacity in floats of a bucket of `megabytes` MiB (picotron and torch count
 /// `bucket_cap_mb` in MiB: 25 MB = 25 · 2²⁰ bytes). At least one float, at most
@@ -47,6 +47,10 @@ public func bucketSizeProblem(megabytes: Double) -> String? {
 ///   parameter while it fits (running size + P_k <= S); otherwise a new bucket starts. A
 ///   parameter larger than S gets a bucket of its own. Every index appears exactly once.
 public func assignBuckets(sizes: [Int], capacity: Int) -> [[Int]] {
+    // TASK(Step1.3) assignBuckets (which parameters share a bucket) @ Lessons/01-data-parallel.md#task-13
+    // > walk the indices from last to first, filling a bucket while the next size
+    // > fits and starting a new one when it does not. About ten lines. Until then: no buckets,
+    // > so bucketed data parallelism reduces nothing.
     var buckets: [[Int]] = []
     var current: [Int] = [], filled = 0
     for k in sizes.indices.reversed() {
@@ -59,6 +63,8 @@ public func assignBuckets(sizes: [Int], capacity: Int) -> [[Int]] {
     }
     if !current.isEmpty { buckets.append(current) }
     return buckets
+    // STAND-IN: return []
+    // END TASK(Step1.3)
 }
 
 /// One bucket: its parameters, where each one's gradient sits in the flat buffer, and the

@@ -12,7 +12,6 @@
 // parts, for 1/A of the traffic. (picotron sets `require_backward_grad_sync` on the last
 // micro-batch only; torch DDP calls it `no_sync()`.)
 
-import LessonKit
 
 /// Whether the backward pass of micro-batch `index` (0-based) of `count` should reduce
 /// gradients across the data-parallel group. Task 1.2.
@@ -23,5 +22,10 @@ import LessonKit
 public func shouldSynchronize(microBatch index: Int, of count: Int) -> Bool {
     precondition(count >= 1 && (0..<count).contains(index), "micro-batch \(index) is not in 0..<\(count)")
     guard count > 1 else { return true }   // one micro-batch: it is the last
+    // TASK(Step1.2) shouldSynchronize (the no-sync rule of gradient accumulation) @ Lessons/01-data-parallel.md#task-12
+    // > return whether micro-batch `index` of `count` must synchronise. One line.
+    // > Until then every micro-batch synchronises: correct, but A times the traffic.
     return index == count - 1
+    // STAND-IN: return true
+    // END TASK(Step1.2)
 }

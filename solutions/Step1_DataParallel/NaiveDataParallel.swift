@@ -11,7 +11,6 @@
 // https://arxiv.org/abs/2006.15704
 
 import Distributed
-import LessonKit
 import TensorCore
 import Training
 
@@ -76,10 +75,14 @@ public final class NaiveDataParallel: GradientSynchronizer {
     /// so the global mean is the sum divided by dp.
     func allReduceAndAverage(_ param: Tensor) throws {
         guard param.grad != nil else { return }
+        // TASK(Step1.1) NaiveDataParallel.allReduceAndAverage (all-reduce and average a gradient) @ Lessons/01-data-parallel.md#task-11
+        // > all-reduce param.grad over `group` (sum), then divide it by the group size.
+        // > Two lines. Until then the gradient stays this rank's own, and the test says so.
         try group.allReduce(&param.grad!, op: .sum)                   // [P], Σ over ranks
         let scale = 1 / Float(group.size)
         param.grad!.withUnsafeMutableBufferPointer { g in             // [P], mean over ranks
             for i in g.indices { g[i] *= scale }
         }
+        // END TASK(Step1.1)
     }
 }

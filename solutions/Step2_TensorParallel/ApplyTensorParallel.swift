@@ -1,6 +1,7 @@
 // Turning the reference Llama into its tensor-parallel version, in place, as picotron's
 // apply_tensor_parallel does: every layer keeps its place in the model, only its weights are
-// cut and its forward learns where to communicate.
+// cut and its forward learns where to communicate. Which layer gets which cut is the one table
+// in TensorParallelPlan.swift; the same table builds a sharded model straight from the seed.
 // Legend: C = hidden, nh = query heads, nkv = key/value heads, hs = head size, I = MLP
 // intermediate, V = vocabulary, tp = ranks, r = this rank.
 //
@@ -22,29 +23,44 @@ public func checkTensorParallel(_ config: LlamaConfig, tp: Int) throws {
     ])
 }
 
-/// Splits the heads of `attn` over the group: q, k, v become column-parallel (sharing one f),
-/// o row-parallel, and the head counts become this rank's share. Heads stay whole: rank r
-/// computes query heads r·nh/tp ..< (r+1)·nh/tp against key/value heads r·nkv/tp ..< (r+1)·nkv/tp,
-/// which are exactly the ones those query heads attend with (GQA groups never straddle ranks).
-public func parallelize(_ attn: LlamaAttention, group: TensorParallelGroup) throws {
+/// The `f` each activation passes through, made on first use: column layers that read the same
+/// activation share one, so its backward all-reduce runs once for all of them.
+final class SharedCopies {
+    let group: TensorParallelGroup
+    var made = [String: SharedCopy]()
+    init(group: TensorParallelGroup) { self.group = group }
+    subscript(input: String?) -> SharedCopy? {
+        guard let input else { return nil }
+        if made[input] == nil { made[input] = SharedCopy(group: group) }
+        return made[input]
+    }
+}
+
+/// Cuts one decoder layer as the table says: q, k, v, gate, up column-parallel (q, k, v share
+/// one f, gate and up another), o and down row-parallel; the head counts become this rank's share.
+public func parallelize(_ layer: LlamaDecoderLayer, group: TensorParallelGroup) throws {
     let tp = group.size
-    try TensorParallelError.checkDivides(tp, [("num_attention_heads", attn.heads),
-                                              ("num_key_value_heads", attn.kvHeads)])
-    let shared = SharedCopy(group: group)
-    attn.qProj = try ColumnParallelLinear(sliceOf: try fullWeight(attn.qProj), group: group, copy: shared)  // [nh/tp·hs, C]
-    attn.kProj = try ColumnParallelLinear(sliceOf: try fullWeight(attn.kProj), group: group, copy: shared)  // [nkv/tp·hs, C]
-    attn.vProj = try ColumnParallelLinear(sliceOf: try fullWeight(attn.vProj), group: group, copy: shared)  // [nkv/tp·hs, C]
-    attn.oProj = try RowParallelLinear(sliceOf: try fullWeight(attn.oProj), group: group)                   // [C, nh/tp·hs]
+    try TensorParallelError.checkDivides(tp, [("num_attention_heads", layer.selfAttn.heads),
+                                              ("num_key_value_heads", layer.selfAttn.kvHeads)])
+    let f = SharedCopies(group: group)   // one f per activation the column layers read
+    for (name, path) in LlamaDecoderLayer.linears {
+        let entry = TensorParallelPlan.layer.first { $0.name == name }!
+        layer[keyPath: path] = try cut(layer[keyPath: path], entry.style, group: group, copy: f[entry.input])
+    }
+    // Heads stay whole: rank r computes query heads r·nh/tp ..< (r+1)·nh/tp against key/value
+    // heads r·nkv/tp ..< (r+1)·nkv/tp, exactly the ones they attend with (GQA groups never straddle ranks).
+    let attn = layer.selfAttn
     (attn.heads, attn.kvHeads) = (attn.heads / tp, attn.kvHeads / tp)
 }
 
-/// SwiGLU split by intermediate features: silu(gate) ⊙ up is element-wise, so each rank can
-/// finish its I/tp features alone; down (row-parallel) sums the ranks' parts with g.
-public func parallelize(_ mlp: LlamaMLP, group: TensorParallelGroup) throws {
-    let shared = SharedCopy(group: group)
-    mlp.gateProj = try ColumnParallelLinear(sliceOf: try fullWeight(mlp.gateProj), group: group, copy: shared)  // [I/tp, C]
-    mlp.upProj = try ColumnParallelLinear(sliceOf: try fullWeight(mlp.upProj), group: group, copy: shared)      // [I/tp, C]
-    mlp.downProj = try RowParallelLinear(sliceOf: try fullWeight(mlp.downProj), group: group)                  // [C, I/tp]
+/// `layer` (whole) replaced by its `style` of parallel layer, holding this rank's shard.
+func cut(_ layer: any LinearLayer, _ style: TensorParallelStyle, group: TensorParallelGroup,
+         copy: SharedCopy?) throws -> any LinearLayer {
+    switch style {
+    case .column: return try ColumnParallelLinear(sliceOf: try fullWeight(layer), group: group, copy: copy)   // [out/tp, in]
+    case .row: return try RowParallelLinear(sliceOf: try fullWeight(layer), group: group)                    // [out, in/tp]
+    case .vocab, .replicated: return layer
+    }
 }
 
 /// The full weight of a layer that has not been cut yet.
@@ -72,10 +88,7 @@ public func applyTensorParallel(to model: LlamaForCausalLM, group comm: Communic
         throw TensorParallelError("\(type(of: model.embedTokens)) is already parallel: apply tensor parallelism once")
     }
     let group = TensorParallelGroup(comm)
-    for layer in model.layers {
-        try parallelize(layer.selfAttn, group: group)
-        try parallelize(layer.mlp, group: group)
-    }
+    for layer in model.layers { try parallelize(layer, group: group) }
     let vocab = try VocabParallelEmbedding(sliceOf: embedding.weight, group: group)
     model.embedTokens = vocab
     if let head = model.lmHead {
@@ -103,39 +116,30 @@ func useVocabParallelLoss(_ model: LlamaForCausalLM, group: TensorParallelGroup,
 public func makeTensorParallelLlama(config c: LlamaConfig, seed: UInt64, group comm: Communicator)
     throws -> (model: LlamaForCausalLM, group: TensorParallelGroup) {
     try checkTensorParallel(c, tp: comm.size)
-    let group = TensorParallelGroup(comm), tp = comm.size
-    let f = ParameterFactory(seed: seed, std: Float(c.initializerRange))
-    let (hidden, hd, eps) = (c.hiddenSize, c.headDim, Float(c.rmsNormEps))
-    func column(_ name: String, _ out: Int, _ inn: Int, _ copy: SharedCopy) throws -> ColumnParallelLinear {
-        try ColumnParallelLinear(factory: f, name: name, out: out, in: inn, group: group, copy: copy)
-    }
-    let layers = try (0..<c.numHiddenLayers).map { i -> LlamaDecoderLayer in
-        let p = "model.layers.\(i).", a = SharedCopy(group: group), m = SharedCopy(group: group)
-        let attn = LlamaAttention(
-            qProj: try column(p + "self_attn.q_proj.weight", c.numAttentionHeads * hd, hidden, a),
-            kProj: try column(p + "self_attn.k_proj.weight", c.numKeyValueHeads * hd, hidden, a),
-            vProj: try column(p + "self_attn.v_proj.weight", c.numKeyValueHeads * hd, hidden, a),
-            oProj: try RowParallelLinear(factory: f, name: p + "self_attn.o_proj.weight", out: hidden,
-                                         in: c.numAttentionHeads * hd, group: group),
-            heads: c.numAttentionHeads / tp, kvHeads: c.numKeyValueHeads / tp, headDim: hd)
-        let mlp = LlamaMLP(
-            gateProj: try column(p + "mlp.gate_proj.weight", c.intermediateSize, hidden, m),
-            upProj: try column(p + "mlp.up_proj.weight", c.intermediateSize, hidden, m),
-            downProj: try RowParallelLinear(factory: f, name: p + "mlp.down_proj.weight", out: hidden,
-                                            in: c.intermediateSize, group: group))
-        return LlamaDecoderLayer(inputLayernorm: RMSNorm(weight: f.ones(p + "input_layernorm.weight", hidden), eps: eps),
-                                 selfAttn: attn,
-                                 postAttentionLayernorm: RMSNorm(weight: f.ones(p + "post_attention_layernorm.weight",
-                                                                                hidden), eps: eps),
-                                 mlp: mlp)
-    }
-    let vocab = try VocabParallelEmbedding(factory: f, name: "model.embed_tokens.weight", vocab: c.vocabSize,
-                                           hidden: hidden, group: group)
-    let head = c.tieWordEmbeddings
-        ? ColumnParallelLinear(shard: vocab.weight, spec: vocab.spec, group: group, sharesWeight: true)
-        : try column("lm_head.weight", c.vocabSize, hidden, SharedCopy(group: group))
-    let model = LlamaForCausalLM(config: c, embedTokens: vocab, layers: layers,
-                                 norm: RMSNorm(weight: f.ones("model.norm.weight", hidden), eps: eps), lmHead: head)
+    let group = TensorParallelGroup(comm)
+    let f = SharedCopies(group: group)   // one f per layer and activation: "model.layers.3." + "MLP input"
+    let builder = LlamaBuilder(
+        ranks: comm.size,
+        linear: { name, out, inn, seeded in
+            let entry = TensorParallelPlan.entry(of: name)
+            switch entry?.style {
+            case .column?:
+                let copy = f[entry?.input.map { TensorParallelPlan.layerPrefix(of: name) + $0 }]
+                return try ColumnParallelLinear(factory: seeded, name: name, out: out, in: inn, group: group, copy: copy)
+            case .row?:
+                return try RowParallelLinear(factory: seeded, name: name, out: out, in: inn, group: group)
+            default:
+                throw TensorParallelError("\(name) is not a linear weight of the tensor-parallel table")
+            }
+        },
+        embedding: { name, v, hidden, f in
+            try VocabParallelEmbedding(factory: f, name: name, vocab: v, hidden: hidden, group: group)   // [V/tp, C]
+        },
+        tiedHead: { embedding in   // the head multiplies by the embedding's own shard [V/tp, C]
+            let vocab = embedding as! VocabParallelEmbedding
+            return ColumnParallelLinear(shard: vocab.weight, spec: vocab.spec, group: group, sharesWeight: true)
+        })
+    let model = try LlamaForCausalLM(config: c, seed: seed, building: builder)
     useVocabParallelLoss(model, group: group, gatherLogits: false)
     return (model, group)
 }

@@ -8,32 +8,14 @@ import Foundation
 import Llama
 import TensorCore
 
-/// A layer that holds one cut parameter.
-protocol ShardedLayer { var spec: ShardSpec { get } }
-extension ColumnParallelLinear: ShardedLayer {}
-extension RowParallelLinear: ShardedLayer {}
-extension VocabParallelEmbedding: ShardedLayer {}
-
 /// How each of the model's parameters (by Hugging Face name, as `namedParameters` lists them)
-/// is held on this rank: rows, columns, or replicated (norms; also every parameter of a model
-/// that was never made tensor-parallel).
-public func tensorParallelSpecs(of model: LlamaForCausalLM) -> [String: ShardSpec] {
+/// is held on rank `group.rank` of `group.size`: the table's cut, with the full shape from the shard's.
+public func tensorParallelSpecs(of model: LlamaForCausalLM, group: Communicator) -> [String: ShardSpec] {
     var specs = [String: ShardSpec]()
-    func note(_ name: String, _ layer: Any) { if let s = layer as? ShardedLayer { specs[name] = s.spec } }
-    note("model.embed_tokens.weight", model.embedTokens)
-    for (i, layer) in model.layers.enumerated() {
-        let p = "model.layers.\(i)."
-        let a = layer.selfAttn, m = layer.mlp
-        for (n, l) in [("q_proj", a.qProj), ("k_proj", a.kProj), ("v_proj", a.vProj), ("o_proj", a.oProj)] as [(String, Any)] {
-            note(p + "self_attn.\(n).weight", l)
-        }
-        for (n, l) in [("gate_proj", m.gateProj), ("up_proj", m.upProj), ("down_proj", m.downProj)] as [(String, Any)] {
-            note(p + "mlp.\(n).weight", l)
-        }
-    }
-    if let head = model.lmHead as? ColumnParallelLinear, !head.sharesWeight { specs["lm_head.weight"] = head.spec }
-    for (name, p) in model.namedParameters where specs[name] == nil {
-        specs[name] = ShardSpec(cut: .replicated, fullShape: p.shape, rank: 0, size: 1)
+    for (name, p) in model.namedParameters {
+        let cut = TensorParallelPlan.style(of: name).cut, tp = group.size
+        let full = cut == .rows ? [p.shape[0] * tp, p.shape[1]] : cut == .columns ? [p.shape[0], p.shape[1] * tp] : p.shape
+        specs[name] = ShardSpec(cut: cut, fullShape: full, rank: group.rank, size: tp)
     }
     return specs
 }
@@ -44,7 +26,7 @@ public func tensorParallelSpecs(of model: LlamaForCausalLM) -> [String: ShardSpe
 /// (zeros where a parameter has none).
 public func gatherFullParameters(of model: LlamaForCausalLM, group: Communicator, gradients: Bool = false)
     throws -> [(name: String, shape: [Int], values: [Float])] {
-    let specs = tensorParallelSpecs(of: model)
+    let specs = tensorParallelSpecs(of: model, group: group)
     return try model.namedParameters.map { name, p in
         let spec = specs[name]!
         let local = gradients ? (p.grad ?? [Float](repeating: 0, count: p.count)) : p.data
@@ -57,7 +39,7 @@ public func gatherFullParameters(of model: LlamaForCausalLM, group: Communicator
 /// over the tp group (each rank holds different values); replicated ones (the norms, whose
 /// gradients are equal on every rank) are counted once. A collective over `group`.
 public func squaredGradNorm(of model: LlamaForCausalLM, group: Communicator) throws -> Double {
-    let specs = tensorParallelSpecs(of: model)
+    let specs = tensorParallelSpecs(of: model, group: group)
     var cut: Double = 0, replicated: Double = 0
     for (name, p) in model.namedParameters {
         guard let g = p.grad else { continue }

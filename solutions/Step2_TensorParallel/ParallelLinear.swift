@@ -7,7 +7,6 @@
 //   column-parallel: W [out, in] cut by rows     rank r: W_r [out/tp, in],  y_r = f(x) W_rᵀ  [N, out/tp]
 //   row-parallel:    W [out, in] cut by columns  rank r: W_r [out, in/tp],  y = g(x_r W_rᵀ)   [N, out]
 
-import LessonKit
 import Llama
 import TensorCore
 
@@ -55,6 +54,12 @@ public final class ColumnParallelLinear: LinearLayer {
 
     /// x `[.., in]` (the same on every rank) → `[.., out/tp]`, or `[.., out]` when gathering.
     public func forward(_ x: Tensor) -> Tensor {
+        // TASK(Step2.3) ColumnParallelLinear.forward @ Lessons/02-tensor-parallel.md, Task 2.3
+        // > 1. pass x through f: `copy(x)` (shared with the other projections that
+        // >   read the same x, so f runs once); 2. make a `Tensor.custom` with inputs [that, weight],
+        // >   forward data `Gemm.product(...)` ([N, out/tp]) and a backward that calls
+        // >   `ColumnParallelLinear.backward` (Task 2.4); 3. when `gatherOutput`, gather the
+        // >   columns with `gatherFromTensorParallelRegion`.
         let xc = copy(x)                                              // [.., in]  f: all-reduce in backward
         let (n, k) = xc.rowsAndColumns, m = weight.shape[0]
         let y = Tensor.custom(inputs: [xc, weight], shape: Array(x.shape.dropLast()) + [m],
@@ -63,15 +68,21 @@ public final class ColumnParallelLinear: LinearLayer {
             return [dx, dw]
         }                                                             // [.., out/tp]
         return gatherOutput ? gatherFromTensorParallelRegion(y, group) : y
+        // STAND-IN: return Tensor(zeros: Array(x.shape.dropLast()) + [gatherOutput ? spec.fullShape[0] : weight.shape[0]])
+        // END TASK(Step2.3)
     }
 
     /// dy `[N, out/tp]` → dx `[N, in]`, dW_r `[out/tp, in]`. dx is only this rank's part of
     /// ∂L/∂x (the part through its output columns); f sums the parts over the ranks.
     static func backward(_ dy: [Float], input x: [Float], weight w: [Float], n: Int, k: Int, m: Int)
         -> (dx: [Float], dw: [Float]) {
+        // TASK(Step2.4) ColumnParallelLinear.backward @ Lessons/02-tensor-parallel.md, Task 2.4
+        // > dx = dy · W_r [N, in] and dW_r = dyᵀ · x [out/tp, in] (see `Gemm`).
         let dx = Gemm.gradInput(dy, w, n: n, k: k, m: m)              // [N, in]      partial: Σ over ranks in f
         let dw = Gemm.gradWeight(dy, x, n: n, k: k, m: m)             // [out/tp, in] complete
         return (dx, dw)
+        // STAND-IN: return ([Float](repeating: 0, count: n * k), [Float](repeating: 0, count: m * k))
+        // END TASK(Step2.4)
     }
 
     public var namedParameters: [(String, Tensor)] { sharesWeight ? [] : [("weight", weight)] }
@@ -112,6 +123,10 @@ public final class RowParallelLinear: LinearLayer {
 
     /// x_r `[.., in/tp]` (this rank's slice) → `[.., out]`, the same on every rank.
     public func forward(_ x: Tensor) -> Tensor {
+        // TASK(Step2.5) RowParallelLinear.forward @ Lessons/02-tensor-parallel.md, Task 2.5
+        // > 1. a `Tensor.custom` with inputs [x, weight], forward data
+        // >   `Gemm.product(...)` ([N, out], this rank's partial sum) and a backward that calls
+        // >   `RowParallelLinear.backward` (Task 2.6); 2. pass it through g.
         let (n, k) = x.rowsAndColumns, m = weight.shape[0]
         let partial = Tensor.custom(inputs: [x, weight], shape: Array(x.shape.dropLast()) + [m],
                                     data: Gemm.product(x.data, weight.data, n: n, k: k, m: m)) { dy in
@@ -119,45 +134,22 @@ public final class RowParallelLinear: LinearLayer {
             return [dx, dw]
         }                                                             // [.., out] this rank's term
         return reduceFromTensorParallelRegion(partial, group)        // [.., out] g: Σ over ranks
+        // STAND-IN: return Tensor(zeros: Array(x.shape.dropLast()) + [weight.shape[0]])
+        // END TASK(Step2.5)
     }
 
     /// dy `[N, out]` (the same on every rank: g's backward is the identity) → dx_r `[N, in/tp]`,
     /// dW_r `[out, in/tp]`. Both are complete: no communication in this backward.
     static func backward(_ dy: [Float], input x: [Float], weight w: [Float], n: Int, k: Int, m: Int)
         -> (dx: [Float], dw: [Float]) {
+        // TASK(Step2.6) RowParallelLinear.backward @ Lessons/02-tensor-parallel.md, Task 2.6
+        // > dx_r = dy · W_r [N, in/tp] and dW_r = dyᵀ · x_r [out, in/tp] (see `Gemm`).
         let dx = Gemm.gradInput(dy, w, n: n, k: k, m: m)              // [N, in/tp]
         let dw = Gemm.gradWeight(dy, x, n: n, k: k, m: m)             // [out, in/tp]
         return (dx, dw)
+        // STAND-IN: return ([Float](repeating: 0, count: n * k), [Float](repeating: 0, count: m * k))
+        // END TASK(Step2.6)
     }
 
     public var namedParameters: [(String, Tensor)] { [("weight", weight)] }
-}
-
-/// The three products of a linear layer y = x Wᵀ on plain arrays, on OpenBLAS.
-/// x `[N, K]`, W `[M, K]`, y and dy `[N, M]`.
-public enum Gemm {
-    /// y = x Wᵀ  `[N, M]`.
-    public static func product(_ x: [Float], _ w: [Float], n: Int, k: Int, m: Int) -> [Float] {
-        gemm(x, w, m: n, n: m, k: k, transA: false, transB: true)
-    }
-
-    /// dx = dy W  `[N, K]`.
-    public static func gradInput(_ dy: [Float], _ w: [Float], n: Int, k: Int, m: Int) -> [Float] {
-        gemm(dy, w, m: n, n: k, k: m, transA: false, transB: false)
-    }
-
-    /// dW = dyᵀ x  `[M, K]`.
-    public static func gradWeight(_ dy: [Float], _ x: [Float], n: Int, k: Int, m: Int) -> [Float] {
-        gemm(dy, x, m: m, n: k, k: n, transA: true, transB: false)
-    }
-
-    /// C `[m, n]` = op(A) op(B), A stored `[m, k]` (or `[k, m]` when transposed), B `[k, n]` (or `[n, k]`).
-    static func gemm(_ a: [Float], _ b: [Float], m: Int, n: Int, k: Int, transA: Bool, transB: Bool) -> [Float] {
-        var c = [Float](repeating: 0, count: m * n)
-        a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
-            BLAS.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, a: pa.baseAddress!, lda: transA ? m : k,
-                       b: pb.baseAddress!, ldb: transB ? k : n, beta: 0, c: pc.baseAddress!, ldc: n)
-        } } }
-        return c
-    }
 }

@@ -6,7 +6,6 @@
 // ### References
 // Shoeybi et al., Megatron-LM, §3 (the f and g operators), https://arxiv.org/abs/1909.08053
 
-import LessonKit
 import TensorCore
 
 /// Megatron's **f**: identity forward, all-reduce (sum) of the gradient backward.
@@ -17,9 +16,14 @@ import TensorCore
 /// the true gradient is the sum over ranks.
 public func copyToTensorParallelRegion(_ x: Tensor, _ group: TensorParallelGroup) -> Tensor {
     Tensor.custom(inputs: [x], shape: x.shape, data: x.data) { dy in    // [.., C]
+        // TASK(Step2.1) copyToTensorParallelRegion (f) backward @ Lessons/02-tensor-parallel.md, Task 2.1
+        // > dy is this rank's part of ∂L/∂x. Return the sum over the ranks of the
+        // > group (one call on `group`). Every rank must make the same call: it is a sync point.
         var dx = dy                                                      // [.., C] this rank's partial
         group.allReduce(&dx)                                             // sync point: Σ over ranks
         return [dx]
+        // STAND-IN: return [dy]
+        // END TASK(Step2.1)
     }
 }
 
@@ -30,8 +34,12 @@ public func copyToTensorParallelRegion(_ x: Tensor, _ group: TensorParallelGroup
 /// dimension, so the output is the sum of the ranks' partial outputs. The gradient of a sum
 /// with respect to each term is the gradient itself, so backward passes it through.
 public func reduceFromTensorParallelRegion(_ x: Tensor, _ group: TensorParallelGroup) -> Tensor {
+    // TASK(Step2.2) reduceFromTensorParallelRegion (g) forward @ Lessons/02-tensor-parallel.md, Task 2.2
+    // > y must be the sum over the ranks of every rank's x (one call on `group`).
     var y = x.data                                                       // [.., C] partial sum
     group.allReduce(&y)                                                  // sync point: Σ over ranks
+    // STAND-IN: let y = x.data                                                       // [.., C] partial sum
+    // END TASK(Step2.2)
     return Tensor.custom(inputs: [x], shape: x.shape, data: y) { dy in [dy] }
 }
 

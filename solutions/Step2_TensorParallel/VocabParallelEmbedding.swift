@@ -8,7 +8,6 @@
 // ### References
 // Megatron-LM's VocabParallelEmbedding, https://github.com/NVIDIA/Megatron-LM
 
-import LessonKit
 import Llama
 import TensorCore
 
@@ -56,6 +55,10 @@ public final class VocabParallelEmbedding: EmbeddingLayer {
     /// Backward adds each owned token's gradient row into its shard row; others get nothing.
     static func maskedLookup(_ ids: [Int], shape: [Int], weight: Tensor, vocab: Range<Int>) -> Tensor {
         let c = weight.shape[1]
+        // TASK(Step2.7) VocabParallelEmbedding masked lookup @ Lessons/02-tensor-parallel.md, Task 2.7
+        // > forward: row i of y is row (id − vocab.lowerBound) of the shard when
+        // > `vocab` contains ids[i], zeros otherwise. Backward (a `Tensor.custom` on [weight]): add
+        // > dy's row i into that shard row, for owned ids only (a token seen twice adds twice).
         var y = [Float](repeating: 0, count: ids.count * c)           // [N, C]
         for (i, id) in ids.enumerated() where vocab.contains(id) {
             let row = id - vocab.lowerBound                            // local row of the shard
@@ -69,6 +72,10 @@ public final class VocabParallelEmbedding: EmbeddingLayer {
             }
             return [dw]
         }
+        // STAND-IN: return Tensor.custom(inputs: [weight], shape: shape + [c], data: [Float](repeating: 0, count: ids.count * c)) { _ in
+        // STAND-IN:     [nil]
+        // STAND-IN: }
+        // END TASK(Step2.7)
     }
 
     public var namedParameters: [(String, Tensor)] { [("weight", weight)] }

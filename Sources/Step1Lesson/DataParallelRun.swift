@@ -6,8 +6,10 @@
 //         G = B · A · dp rows in the global batch, P = values in one parameter.
 
 import Distributed
+import ExerciseKit
 import LessonKit
 import Llama
+import Step1_DataParallel
 import TensorCore
 import Training
 

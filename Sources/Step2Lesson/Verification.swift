@@ -7,6 +7,7 @@
 import Distributed
 import LessonKit
 import Llama
+import Step2_TensorParallel
 import TensorCore
 import Training
 
@@ -38,13 +39,14 @@ public enum TensorParallelCheck {
                 .withHint("logits differ: the forward is wrong before the loss — check f/g (Tasks 2.1, 2.2), "
                           + "the linear forwards (2.3, 2.5) and the embedding mask (2.7)"),
         ]
-        checks += gradientChecks(model, reference: reference)
+        checks += gradientChecks(model, reference: reference, group: comm)
         return checks
     }
 
     /// Each parameter's gradient on this rank against the same slice of `reference`'s.
-    public static func gradientChecks(_ model: LlamaForCausalLM, reference: LlamaForCausalLM) -> [Comparison] {
-        let specs = tensorParallelSpecs(of: model)
+    public static func gradientChecks(_ model: LlamaForCausalLM, reference: LlamaForCausalLM, group: Communicator)
+        -> [Comparison] {
+        let specs = tensorParallelSpecs(of: model, group: group)
         let want = Dictionary(uniqueKeysWithValues: reference.namedParameters.map { ($0.0, $0.1) })
         return model.namedParameters.map { name, p in
             let spec = specs[name]!, full = want[name]!
@@ -75,7 +77,7 @@ public enum TensorParallelCheck {
             optimizer.zeroGrad()
             losses.append(loss.item)
         }
-        let specs = tensorParallelSpecs(of: model)
+        let specs = tensorParallelSpecs(of: model, group: comm)
         var checks = [ReferenceCheck.compare("losses of \(steps) steps", got: losses, want: ref.losses)]
         for (name, p) in model.namedParameters {
             checks.append(ReferenceCheck.compare("\(name) after \(steps) steps", got: p.data,

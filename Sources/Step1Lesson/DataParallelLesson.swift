@@ -9,7 +9,9 @@
 // Legend: N = ranks (= dp here), A = accumulation steps, B = rows per micro-batch per rank.
 
 import Distributed
+import ExerciseKit
 import LessonKit
+import Step1_DataParallel
 import Training
 
 /// The lesson's text; the exercise track's TODO messages point into it.

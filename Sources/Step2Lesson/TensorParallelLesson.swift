@@ -11,6 +11,7 @@ import Distributed
 import Foundation
 import LessonKit
 import Llama
+import Step2_TensorParallel
 import TensorCore
 import Training
 
@@ -90,12 +91,33 @@ public enum TensorParallelLesson {
         if table.failed > 0 { throw Failed(description: "\(table.failed) check(s) failed") }
     }
 
-    /// The cut of every kind of weight: full shape, how it is cut, the shard shape, each rank's part.
+    /// The cut of every kind of weight, from the one tensor-parallel table: full shape, how it is
+    /// cut, the shard shape, each rank's part. Neighbouring weights cut alike share a row, and the
+    /// replicated norms one row.
     public static func cutTable(_ c: LlamaConfig, tp: Int) -> Table {
         var t = Table(["weight", "full", "cut", "shard"] + (0..<tp).map { "rank \($0)" },
                       align: [.left, .left, .left, .left] + Array(repeating: .left, count: tp))
-        func add(_ name: String, _ fullShape: [Int], _ cut: ShardSpec.Cut, unit: (String, Int)? = nil) {
-            let specs = (0..<tp).map { ShardSpec(cut: cut, fullShape: fullShape, rank: $0, size: tp) }
+        let shapes = Dictionary(uniqueKeysWithValues: LlamaForCausalLM(config: c, seed: 0).namedParameters.map { ($0.0, $0.1.shape) })
+        func short(_ name: String) -> String {   // "model.layers.0.self_attn.q_proj.weight" → "q_proj"
+            String(name.split(separator: ".").dropLast().last!)
+        }
+        let layer = TensorParallelPlan.layer.filter { $0.style != .replicated }.map { ("model.layers.0." + $0.name, $0.style) }
+        let head = c.tieWordEmbeddings ? ("model.embed_tokens.weight", TensorParallelStyle.column) : ("lm_head.weight", .column)
+        var rows: [(label: String, shape: [Int], style: TensorParallelStyle)] = [("embed_tokens", shapes["model.embed_tokens.weight"]!, .vocab)]
+        for (name, style) in layer {
+            if let last = rows.last, last.shape == shapes[name]!, last.style == style, rows.count > 1 {
+                rows[rows.count - 1].label += ", " + short(name)
+            } else {
+                rows.append((short(name), shapes[name]!, style))
+            }
+        }
+        rows.append(("norms", [c.hiddenSize], .replicated))
+        rows.append((c.tieWordEmbeddings ? "lm_head (tied)" : "lm_head", shapes[head.0]!, head.1))
+        for row in rows {
+            let cut = row.style.cut
+            let unit: (String, Int)? = row.label.hasPrefix("q_proj") || row.label.hasPrefix("o_proj") ? ("heads", c.headDim)
+                : row.label.hasPrefix("k_proj") ? ("kv heads", c.headDim) : nil
+            let specs = (0..<tp).map { ShardSpec(cut: cut, fullShape: row.shape, rank: $0, size: tp) }
             let parts = specs.map { s -> String in
                 guard cut != .replicated else { return "all" }
                 let r = s.range
@@ -104,17 +126,8 @@ public enum TensorParallelLesson {
                 return "\(r.lowerBound)..<\(r.upperBound) (\(u) \(a == b ? "\(a)" : "\(a)-\(b)"))"
             }
             func show(_ s: [Int]) -> String { "[" + s.map(String.init).joined(separator: ", ") + "]" }
-            t.add([name, show(fullShape), cut == .replicated ? "replicated" : cut.rawValue, show(specs[0].shardShape)] + parts)
+            t.add([row.label, show(row.shape), cut == .replicated ? "replicated" : cut.rawValue, show(specs[0].shardShape)] + parts)
         }
-        let (h, hd) = (c.hiddenSize, c.headDim)
-        add("embed_tokens", [c.vocabSize, h], .rows)
-        add("q_proj", [c.numAttentionHeads * hd, h], .rows, unit: ("heads", hd))
-        add("k_proj, v_proj", [c.numKeyValueHeads * hd, h], .rows, unit: ("kv heads", hd))
-        add("o_proj", [h, c.numAttentionHeads * hd], .columns, unit: ("heads", hd))
-        add("gate_proj, up_proj", [c.intermediateSize, h], .rows)
-        add("down_proj", [h, c.intermediateSize], .columns)
-        add("norms", [h], .replicated)
-        add(c.tieWordEmbeddings ? "lm_head (tied)" : "lm_head", [c.vocabSize, h], .rows)
         return t
     }
 }

@@ -6,6 +6,7 @@ import Distributed
 import Foundation
 import LessonKit
 import Llama
+import Step2_TensorParallel
 import TensorCore
 
 extension TensorParallelLesson {
@@ -56,7 +57,7 @@ extension TensorParallelLesson {
             \(t.render(indent: 2))
             """)
         let lossVP = lines.filter { $0.phase.hasSuffix("loss") }.reduce(0) { $0 + $1.bytes }
-        let lossG = gathered.filter { $0.phase.hasSuffix("head") }.reduce(0) { $0 + $1.bytes }
+        let lossG = gathered.filter { $0.op == .allGather }.reduce(0) { $0 + $1.bytes }
         func logits(_ n: Int, _ v: Int, _ g: Bool) -> String {
             CommStats.format(bytes: 4 * TensorParallelTraffic.logitFloats(tokens: n, vocab: v, tp: tp, gathered: g))
         }

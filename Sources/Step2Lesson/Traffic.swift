@@ -4,6 +4,7 @@
 //
 //   forward   embedding             1 all-reduce   N·C       (g after the masked lookup)
 //             each decoder layer    2 all-reduces  2·N·C     (g after attention, g after the MLP)
+//             so the model          2L+1           (2L+1)·N·C
 //             vocab-parallel loss   3 all-reduces  3·N       (row max, Σ exp, target logit)
 //   backward  each decoder layer    2 all-reduces  2·N·C     (f before q/k/v, f before gate/up)
 //             LM head               1 all-reduce   N·C       (f before the head)
@@ -16,6 +17,7 @@
 import Distributed
 import LessonKit
 import Llama
+import Step2_TensorParallel
 import TensorCore
 
 /// One line of the traffic table: measured calls and payload beside the formula's.
@@ -27,41 +29,34 @@ public struct TrafficLine: Sendable {
 }
 
 public enum TensorParallelTraffic {
-    /// Runs one forward and backward of `problem` on a model made tensor-parallel over `comm`,
-    /// taking ledger snapshots between the pieces, and returns each piece beside its formula.
+    /// Runs one real forward, loss and backward of `problem` on a model made tensor-parallel over
+    /// `comm`, reading the ledger between the three, and returns each beside its formula.
     public static func measure(_ problem: LessonProblem, comm: Communicator, gatherLogits: Bool = false)
         throws -> [TrafficLine] {
         let model = problem.makeModel()
         let group = try applyTensorParallel(to: model, group: comm, gatherLogits: gatherLogits)
         let (b, t, c) = (problem.batch, problem.length, problem.config.hiddenSize)
         let (n, v, tp, layers) = (b * t, problem.config.vocabSize, comm.size, model.layers.count)
-        let pos = Array(0..<t)
-        let rope = model.rope(positions: pos), mask = AttentionMask.causal(length: t)
         var lines = [TrafficLine]()
         var mark = comm.stats
-        func take(_ phase: String, _ op: CommOp, calls: Int, floats: Int, _ formula: String) {
-            let d = comm.stats.since(mark)[comm.name, op]
-            lines.append(TrafficLine(phase: phase, op: op, calls: d.calls, bytes: d.bytes,
-                                     formulaCalls: calls, formulaBytes: 4 * floats, formula: formula))
+        func take(_ phase: String, _ expected: [(op: CommOp, calls: Int, floats: Int, formula: String)]) {
+            let d = comm.stats.since(mark)
+            for e in expected {
+                let got = d[comm.name, e.op]
+                lines.append(TrafficLine(phase: phase, op: e.op, calls: got.calls, bytes: got.bytes,
+                                         formulaCalls: e.calls, formulaBytes: 4 * e.floats, formula: e.formula))
+            }
             mark = comm.stats
         }
-        var h = model.embed(problem.inputs, batch: b, length: t)                  // [B, T, C]
-        take("forward  embedding", .allReduce, calls: 1, floats: n * c, "N·C")
-        for i in 0..<layers {
-            h = model.runLayers(h, i..<(i + 1), rope: rope, mask: mask)           // [B, T, C]
-            take("forward  layer \(i)", .allReduce, calls: 2, floats: 2 * n * c, "2·N·C")
-        }
-        let logits = model.head(h)                                                // [B, T, V/tp] or [B, T, V]
-        if gatherLogits {
-            take("forward  head", .allGather, calls: 1, floats: n * v / tp, "N·V/tp")
-        } else {
-            take("forward  head", .allReduce, calls: 0, floats: 0, "0")
-        }
+        let logits = model.logits(problem.inputs, batch: b, length: t)            // [B, T, V/tp] or [B, T, V]
+        // Embedding: 1 all-reduce (g after the masked lookup); each layer: 2 (g after attention and after the MLP).
+        var forward = [(CommOp.allReduce, 2 * layers + 1, (2 * layers + 1) * n * c, "(2L+1)·N·C")]
+        if gatherLogits { forward.append((.allGather, 1, n * v / tp, "N·V/tp")) }
+        take("forward  model", forward)
         let loss = model.lossFunction(logits, problem.targets)
-        take("forward  loss", .allReduce, calls: gatherLogits ? 0 : 3, floats: gatherLogits ? 0 : 3 * n,
-             gatherLogits ? "0" : "3·N")
+        take("forward  loss", [(.allReduce, gatherLogits ? 0 : 3, gatherLogits ? 0 : 3 * n, gatherLogits ? "0" : "3·N")])
         loss.backward()
-        take("backward all", .allReduce, calls: 2 * layers + 1, floats: (2 * layers + 1) * n * c, "(2L+1)·N·C")
+        take("backward all", [(.allReduce, 2 * layers + 1, (2 * layers + 1) * n * c, "(2L+1)·N·C")])
         try group.check()
         return lines
     }

@@ -1,1 +1,0 @@
-../../solutions/Step1_DataParallel/DataParallelLesson.swift

@@ -1,1 +1,0 @@
-../../solutions/Step2_TensorParallel/Verification.swift
