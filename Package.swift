@@ -5,7 +5,10 @@ import PackageDescription
 // The exercise track: `PICOTRON_TRACK=exercises` builds each Step module from exercises/ (the
 // student's TODOs) instead of solutions/. Give that build its own scratch path
 // (`--scratch-path .build-exercises`) so switching tracks never rebuilds the other.
-let track = Context.environment["PICOTRON_TRACK"] == "exercises" ? "exercises" : "solutions"
+// The mutant track (`PICOTRON_TRACK=mutants`, scratch path `.build-mutants`) builds them from
+// mutants/, which `swift run generate-exercises --mutants` writes: the solutions with every
+// plausible bug of Tests/Mutants/ compiled in behind a switch (scripts/mutation-test.sh).
+let track: String = ["exercises", "mutants"].first { $0 == Context.environment["PICOTRON_TRACK"] } ?? "solutions"
 
 /// A Step module: the algorithm of one parallel dimension, built from the chosen track. It sees
 /// the core and the TODO marker only: never another Step, never the lesson harness.

@@ -45,16 +45,26 @@ public func check(_ rank: Int, _ name: String, got: [Float], want: [Float], shap
                                                                 shape: shape).withHint(note + hint))
 }
 
-/// Fails once per failing check, `<context>rank r: FAIL name max|Δ| … at [i, j] (got, want) hint: …`,
-/// at most `limit` times, then once with how many more failed.
+/// The task the running test checks (set by `unfinished(_:)`): every failure message starts with
+/// it, so a student reads which task is wrong first.
+nonisolated(unsafe) public private(set) var currentTask: String?
+
+/// Fails once per failing check, `<task>: <context>rank r: FAIL name max|Δ| … at [i, j] (got, want)
+/// hint: …`, at most `limit` times, then once with how many more failed.
 public func assertPass(_ checks: [Check], _ context: String = "", limit: Int = 4,
                        file: StaticString = #filePath, line: UInt = #line) {
-    XCTAssertFalse(checks.isEmpty, "nothing was compared", file: file, line: line)
+    let context = (currentTask.map { "\($0): " } ?? "") + context
+    XCTAssertFalse(checks.isEmpty, "\(context)nothing was compared", file: file, line: line)
     let failed = checks.filter { !$0.comparison.passed }
     for c in failed.prefix(limit) { XCTFail("\(context)rank \(c.rank): \(c.comparison)", file: file, line: line) }
     if failed.count > limit {
         XCTFail("\(context)… and \(failed.count - limit) more checks failed", file: file, line: line)
     }
+}
+
+/// `XCTFail` with the running task first.
+public func failTask(_ message: String, file: StaticString = #filePath, line: UInt = #line) {
+    XCTFail((currentTask.map { "\($0): " } ?? "") + message, file: file, line: line)
 }
 
 /// The same for comparisons of one rank.
@@ -63,12 +73,17 @@ public func assertPass(_ comparisons: [Comparison], rank: Int, _ context: String
     assertPass(comparisons.map { Check(rank: rank, comparison: $0) }, context, limit: limit, file: file, line: line)
 }
 
-/// Starts a test of exercise tasks: forgets the TODOs reached before.
-public func beginTasks() { Todo.reset() }
+/// Starts a test of exercise tasks: forgets the TODOs reached before, and the running task.
+public func beginTasks() {
+    Todo.reset()
+    currentTask = nil
+}
 
 /// Whether task `id` cannot be checked yet. Fails once, naming the task, its title and the lesson
 /// section, when its own TODO or an earlier one of the same step it builds on was reached.
+/// Otherwise the test checks task `id` from here on: its failures name it.
 public func unfinished(_ id: String, file: StaticString = #filePath, line: UInt = #line) -> Bool {
+    currentTask = id
     let step = id.prefix { $0 != "." } + "."
     guard let message = Todo.failure(task: id, prefix: String(step)) else { return false }
     XCTFail(message, file: file, line: line)

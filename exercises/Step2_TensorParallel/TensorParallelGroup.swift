@@ -23,8 +23,10 @@ public final class TensorParallelGroup {
     public func check() throws { if let failure { throw failure } }
 
     /// Reduces `x` over the group in place. A sync point: every rank of the group must call it
-    /// with the same count, in the same order.
-    public func allReduce(_ x: inout [Float], op: ReduceOp = .sum) {
+    /// with the same count, in the same order. The operation has no default: a row max that is
+    /// summed instead (forgetting `op: .max`) still looks like a bound, and no test of a tiny
+    /// batch sees it, so every call says which reduction it means.
+    public func allReduce(_ x: inout [Float], op: ReduceOp) {
         guard failure == nil else { return }
         do { try comm.allReduce(&x, op: op) } catch { failure = error }
     }

@@ -20,7 +20,7 @@ public func copyToTensorParallelRegion(_ x: Tensor, _ group: TensorParallelGroup
         // > dy is this rank's part of ∂L/∂x. Return the sum over the ranks of the
         // > group (one call on `group`). Every rank must make the same call: it is a sync point.
         var dx = dy                                                      // [.., C] this rank's partial
-        group.allReduce(&dx)                                             // sync point: Σ over ranks
+        group.allReduce(&dx, op: .sum)                                   // sync point: Σ over ranks
         return [dx]
         // STAND-IN: return [dy]
         // END TASK(Step2.1)
@@ -37,7 +37,7 @@ public func reduceFromTensorParallelRegion(_ x: Tensor, _ group: TensorParallelG
     // TASK(Step2.2) reduceFromTensorParallelRegion (g) forward @ Lessons/02-tensor-parallel.md, Task 2.2
     // > y must be the sum over the ranks of every rank's x (one call on `group`).
     var y = x.data                                                       // [.., C] partial sum
-    group.allReduce(&y)                                                  // sync point: Σ over ranks
+    group.allReduce(&y, op: .sum)                                        // sync point: Σ over ranks
     // STAND-IN: let y = x.data                                                       // [.., C] partial sum
     // END TASK(Step2.2)
     return Tensor.custom(inputs: [x], shape: x.shape, data: y) { dy in [dy] }

@@ -44,10 +44,10 @@ public func vocabParallelCrossEntropy(_ logits: Tensor, targets: [Int], vocab: R
             s[i] = expShiftedSum(t.baseAddress!, v, shift: m[i])
         }
     }
-    group.allReduce(&s)                                               // sync: the global Σ exp
+    group.allReduce(&s, op: .sum)                                     // sync: the global Σ exp
     var xt = [Float](repeating: 0, count: n)                          // [N] target logit, owner only
     for i in 0..<n where vocab.contains(targets[i]) { xt[i] = x[i * v + targets[i] - vocab.lowerBound] }
-    group.allReduce(&xt)                                              // sync: fetched from the owner
+    group.allReduce(&xt, op: .sum)                                    // sync: fetched from the owner
     var lse = [Float](repeating: 0, count: n)                         // [N] log Σ exp, for backward
     var total: Double = 0
     for i in 0..<n where targets[i] != ignoreIndex {
