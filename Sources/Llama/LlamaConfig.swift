@@ -7,6 +7,7 @@
 //
 // Everything a user can get wrong in the file is a thrown `ModelFileError` naming the file, the key,
 // what was expected and what was found. Unknown keys are ignored: Hub configs carry dozens.
+import Formats
 import Foundation
 
 public struct LlamaConfig: Codable, Sendable, Equatable {

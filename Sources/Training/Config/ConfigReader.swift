@@ -5,6 +5,7 @@
 //
 // Absent keys and `null` keep the default, except for optional keys where `null` means "none" (picotron
 // writes `"max_tokens": null`). A present value of the wrong JSON type is an error, never a silent default.
+import Formats
 import Foundation
 import Llama
 

@@ -6,6 +6,7 @@
 //   warning  an unknown key or section, named with its path and the nearest known key; it is ignored.
 //   error    malformed JSON (with line:column), a value of the wrong type (with its path, the expected
 //            type and the value found), or a value that breaks a rule (see +Validate.swift).
+import Formats
 import Foundation
 import Llama
 

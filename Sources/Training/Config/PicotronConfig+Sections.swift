@@ -3,6 +3,7 @@
 // Keys picotron writes as `null` (max_tokens, run_name, HF_TOKEN, ...) are written as `null` here too,
 // because picotron's train.py reads them with `config[...][...]` and would fail on a missing key.
 // Our extensions are left out when unset.
+import Formats
 import Foundation
 import Llama
 

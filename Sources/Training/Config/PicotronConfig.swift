@@ -15,6 +15,7 @@
 // ### References
 // huggingface/picotron: template/base_config.json, create_config.py, train.py
 
+import Formats
 import Foundation
 import Llama
 
