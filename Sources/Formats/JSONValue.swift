@@ -106,3 +106,12 @@ extension JSONValue {
         }
     }
 }
+
+/// A coding key spelled as a string literal, for the many snake_case keys of JSON files.
+public struct JSONKey: CodingKey, ExpressibleByStringLiteral, Sendable {
+    public let stringValue: String
+    public var intValue: Int? { nil }
+    public init(stringValue: String) { self.stringValue = stringValue }
+    public init(stringLiteral value: String) { stringValue = value }
+    public init?(intValue: Int) { nil }
+}
