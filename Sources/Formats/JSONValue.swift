@@ -6,8 +6,10 @@
 // keep them in file order for its warnings, and name a mistyped value ("found the string \"4\"").
 import Foundation
 
-/// A parsed JSON value. Objects keep their members in file order (duplicates are kept; the last wins).
-public indirect enum JSONValue: Sendable, Decodable, Equatable {
+/// A JSON value. Objects made by `JSONParser` keep their members in file order (a repeated key is
+/// kept, and its last value counts); objects decoded through a `Decoder` come sorted by key (see
+/// `init(from:)`).
+public indirect enum JSONValue: Sendable, Codable, Equatable {
     case null
     case bool(Bool)
     /// An integral literal without fraction or exponent that fits an `Int` (`4`, not `4.0` or `4e0`).
@@ -36,7 +38,12 @@ public indirect enum JSONValue: Sendable, Decodable, Equatable {
         }
     }
 
-    /// Through any `Decoder` (so `JSONDecoder().decode(PicotronConfig.self, ...)` works too).
+    /// Through any `Decoder` (so `JSONDecoder().decode(PicotronConfig.self, ...)` works too), with
+    /// what a decoder can tell. An object's members come sorted by key: a `Decoder` does not keep the
+    /// file's order (Foundation's JSONDecoder hands keys over from a hash table, in an order that
+    /// changes from one run to the next) and has already kept one value of a repeated key (Foundation's
+    /// keeps the first), so sorting is what makes a decoded value the same on every run.
+    /// `JSONParser.parse` keeps the file's order, and the last value of a repeated key.
     public init(from decoder: Decoder) throws {
         let c = try decoder.singleValueContainer()
         // Order matters: Bool before numbers, Int before Double (exactness).
@@ -49,6 +56,31 @@ public indirect enum JSONValue: Sendable, Decodable, Equatable {
         } else {
             let members = try c.decode([String: JSONValue].self).sorted { $0.key < $1.key }
             self = .object(members.map { ($0.key, $0.value) })
+        }
+    }
+
+    /// Through any `Encoder`: an object's members in their order, a repeated key once with its last value.
+    public func encode(to encoder: Encoder) throws {
+        switch self {
+        case .array(let values):
+            var c = encoder.unkeyedContainer()
+            for v in values { try c.encode(v) }
+        case .object(let members):
+            var c = encoder.container(keyedBy: JSONKey.self)
+            var last: [String: Int] = [:]
+            for (i, m) in members.enumerated() { last[m.key] = i }
+            for (i, m) in members.enumerated() where last[m.key] == i {
+                try c.encode(m.value, forKey: JSONKey(stringValue: m.key))
+            }
+        default:
+            var c = encoder.singleValueContainer()
+            switch self {
+            case .bool(let b): try c.encode(b)
+            case .int(let i): try c.encode(i)
+            case .double(let d): try c.encode(d)
+            case .string(let s): try c.encode(s)
+            default: try c.encodeNil()
+            }
         }
     }
 }
