@@ -19,6 +19,8 @@
 import Formats
 import Foundation
 
+/// A picotron config: seven sections, each a struct with one property per key and the table of its keys.
+/// `load(from:)` reads and validates a file; `jsonData()` writes one; `resolvedModelConfig()` gives the model.
 public struct PicotronConfig: Codable, Sendable, Equatable {
     public var distributed = Distributed()
     public var model = Model()
