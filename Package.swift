@@ -60,10 +60,12 @@ let package = Package(
         // The core, bottom to top.
         .target(name: "TensorCore", dependencies: ["COpenBLAS"]),
         .target(name: "Distributed", dependencies: ["CMPI", "COpenBLAS"]),
-        .target(name: "Llama", dependencies: ["TensorCore"]),
+        // File formats (JSON, safetensors, writing a user-named file): Foundation only, no tensors.
+        .target(name: "Formats"),
+        .target(name: "Llama", dependencies: ["TensorCore", "Formats"]),
         // The default training corpus (data/shakespeare.txt, see data/README.md), shipped as a resource.
         .target(name: "EmbeddedCorpus", path: "data", exclude: ["README.md"], resources: [.copy("shakespeare.txt")]),
-        .target(name: "Training", dependencies: ["TensorCore", "Llama", "Distributed", "EmbeddedCorpus"]),
+        .target(name: "Training", dependencies: ["TensorCore", "Formats", "Llama", "Distributed", "EmbeddedCorpus"]),
 
         // The exercise track's TODO marker: all a Step module needs from the lessons.
         .target(name: "ExerciseKit"),
@@ -85,7 +87,7 @@ let package = Package(
         .executableTarget(
             name: "picotron",
             dependencies: [
-                "TensorCore", "Distributed", "Llama", "Training",
+                "TensorCore", "Distributed", "Formats", "Llama", "Training",
                 "Step1_DataParallel", "Step2_TensorParallel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
@@ -97,9 +99,10 @@ let package = Package(
         stepTests("Step1_DataParallelTests", "Step1_DataParallel", "Step1Lesson"),
         stepTests("Step2_TensorParallelTests", "Step2_TensorParallel", "Step2Lesson"),
         .testTarget(
-            name: "LlamaTests", dependencies: ["Llama", "Training", "TensorCore"],
+            name: "LlamaTests", dependencies: ["Llama", "Formats", "Training", "TensorCore"],
             resources: [.copy("Fixtures")]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Llama", "TensorCore"]),
+        .testTarget(name: "FormatsTests", dependencies: ["Formats"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Formats", "Llama", "TensorCore"]),
     ],
     swiftLanguageModes: [.v5]
 )
