@@ -79,6 +79,7 @@ let package = Package(
         // The lessons: one module per parallel dimension, its harness, its executable.
         step("Step1_DataParallel"),
         step("Step2_TensorParallel"),
+        step("Step4_ContextParallel"),
         harness("Step1Lesson", "Step1_DataParallel"),
         harness("Step2Lesson", "Step2_TensorParallel"),
         lesson("lesson-dp", "Step1Lesson", "Step1_DataParallel"),
@@ -98,6 +99,9 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["picotron"]),
         stepTests("Step1_DataParallelTests", "Step1_DataParallel", "Step1Lesson"),
         stepTests("Step2_TensorParallelTests", "Step2_TensorParallel", "Step2Lesson"),
+        .testTarget(name: "Step4_ContextParallelTests",
+                    dependencies: ["Step4_ContextParallel", "LessonTesting", "LessonKit", "ExerciseKit",
+                                   "TensorCore", "Distributed", "Llama", "Training"]),
         .testTarget(
             name: "LlamaTests", dependencies: ["Llama", "Formats", "Training", "TensorCore"],
             resources: [.copy("Fixtures")]),
