@@ -77,6 +77,7 @@ let package = Package(
         // The lessons: one module per parallel dimension, its harness, its executable.
         step("Step1_DataParallel"),
         step("Step2_TensorParallel"),
+        step("Step3_PipelineParallel"),
         harness("Step1Lesson", "Step1_DataParallel"),
         harness("Step2Lesson", "Step2_TensorParallel"),
         lesson("lesson-dp", "Step1Lesson", "Step1_DataParallel"),
@@ -96,6 +97,9 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["picotron"]),
         stepTests("Step1_DataParallelTests", "Step1_DataParallel", "Step1Lesson"),
         stepTests("Step2_TensorParallelTests", "Step2_TensorParallel", "Step2Lesson"),
+        .testTarget(name: "Step3_PipelineParallelTests",
+                    dependencies: ["Step3_PipelineParallel", "Step1_DataParallel", "LessonTesting", "LessonKit",
+                                   "ExerciseKit", "TensorCore", "Distributed", "Llama", "Training"]),
         .testTarget(
             name: "LlamaTests", dependencies: ["Llama", "Training", "TensorCore"],
             resources: [.copy("Fixtures")]),
