@@ -53,6 +53,41 @@ public struct PipelineLink {
         try group.recv(count: count, from: stage + 1, tag: Self.backwardTag)     // [B, T, C]
     }
 
+    // Interleaved stages pass activations around a ring: the last stage's chunk k feeds the first
+    // stage's chunk k + 1. Messages are posted without waiting (the receiver takes them when it
+    // needs them), and each is tagged with what it carries, so they can arrive in any order.
+
+    /// Posts an activation for the next stage (wrapping around), tagged for micro-batch `m` and the
+    /// receiving chunk `chunk` (global chunk index, of `chunks`).
+    public func postForward(_ h: [Float], microBatch m: Int, chunk: Int, of chunks: Int) throws -> CommRequest<Void> {
+        try group.isend(h, to: (stage + 1) % stages, tag: try Self.tag(m, chunk, chunks, backward: false))
+    }
+
+    /// Receives the activation of micro-batch `m` for this stage's chunk `chunk`.
+    public func receiveForward(microBatch m: Int, chunk: Int, of chunks: Int) throws -> [Float] {
+        try group.recv(count: count, from: (stage + stages - 1) % stages, tag: try Self.tag(m, chunk, chunks, backward: false))
+    }
+
+    /// Posts a gradient for the previous stage (wrapping around), for its chunk `chunk`.
+    public func postBackward(_ g: [Float], microBatch m: Int, chunk: Int, of chunks: Int) throws -> CommRequest<Void> {
+        try group.isend(g, to: (stage + stages - 1) % stages, tag: try Self.tag(m, chunk, chunks, backward: true))
+    }
+
+    /// Receives ∂L/∂output of micro-batch `m` for this stage's chunk `chunk`.
+    public func receiveBackward(microBatch m: Int, chunk: Int, of chunks: Int) throws -> [Float] {
+        try group.recv(count: count, from: (stage + 1) % stages, tag: try Self.tag(m, chunk, chunks, backward: true))
+    }
+
+    /// A tag per (micro-batch, chunk, direction), above the fixed tags.
+    static func tag(_ m: Int, _ chunk: Int, _ chunks: Int, backward: Bool) throws -> Int {
+        let t = 16 + 2 * (m * chunks + chunk) + (backward ? 1 : 0)
+        guard t <= 32767 else {
+            throw CommError.invalidArgument("micro-batch \(m) of chunk \(chunk) needs tag \(t), above MPI's guaranteed 32767: "
+                                            + "use fewer micro-batches or virtual stages per step")
+        }
+        return t
+    }
+
     /// 1F1B's steady state, forward half: sends an output activation on and receives the gradient
     /// of an earlier one back, both posted before either is waited for.
     public func sendForwardReceiveBackward(_ h: [Float]) throws -> [Float] {

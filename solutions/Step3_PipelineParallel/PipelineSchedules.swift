@@ -8,6 +8,7 @@
 //   1F1B: warm-up of pp − s − 1 forwards, then one forward and one backward in turn, then the
 //       remaining backwards: a stage holds at most pp − s micro-batches of activations.
 //   Both idle (pp − 1) of every (M + pp − 1) time slots per stage: the bubble.
+//   Interleaved 1F1B (PipelineInterleaved.swift): v chunks of layers per stage, the bubble / v.
 //
 // After the last backward: the tied-embedding gradients are summed between the first and last
 // stage, and data parallelism synchronises (its synchronizer was told which backward is the last).
@@ -23,49 +24,72 @@ import Training
 
 /// Which schedule a stage runs.
 public enum PipelineEngine: String, CaseIterable, Sendable {
-    case afab, oneFOneB = "1f1b"
+    case afab, oneFOneB = "1f1b", interleaved
 }
 
-/// One stage's step: the stage, its links, the data parallelism that averages its gradients, and
-/// a record of what it did when (for the lesson's pictures).
+/// One rank's step: its stage (or, interleaved, its chunks: virtual stages), its links, the data
+/// parallelism that averages its gradients, and a record of what it did when (for the pictures).
 public final class PipelineStep {
-    public let stage: PipelineStage
+    /// The model chunks this rank runs, in order: one for AFAB and 1F1B, v when interleaved
+    /// (chunk k of stage s is virtual stage k · pp + s).
+    public let chunks: [PipelineStage]
     public let link: PipelineLink
     public let synchronizer: GradientSynchronizer?
     public let trace = TimelineRecorder()
     /// Activations held at the moment: the forwards whose backward has not run yet.
     public private(set) var held = 0, peakHeld = 0
     var micro: [MicroBatch] = []
-    var saved: [Int: StageActivation] = [:]
+    var saved: [Int: StageActivation] = [:]       // by micro-batch · chunks + chunk
     var losses: [Float] = []
 
-    public init(stage: PipelineStage, link: PipelineLink, synchronizer: GradientSynchronizer? = nil) {
-        (self.stage, self.link, self.synchronizer) = (stage, link, synchronizer)
+    public init(chunks: [PipelineStage], link: PipelineLink, synchronizer: GradientSynchronizer? = nil) {
+        precondition(!chunks.isEmpty, "a stage runs at least one chunk")
+        (self.chunks, self.link, self.synchronizer) = (chunks, link, synchronizer)
     }
 
-    /// Forward of micro-batch m; the input comes from the link unless given (a combined call got it).
-    func forwardStep(_ m: Int, received: [Float]? = nil) throws -> StageActivation {
-        let input = stage.isFirst ? nil : try received ?? waiting("receive F\(m)") { try link.receiveForward() }
+    public convenience init(stage: PipelineStage, link: PipelineLink, synchronizer: GradientSynchronizer? = nil) {
+        self.init(chunks: [stage], link: link, synchronizer: synchronizer)
+    }
+
+    /// The stage of a non-interleaved pipeline.
+    public var stage: PipelineStage { chunks[0] }
+
+    /// Every parameter this rank holds and steps, once each (a tied embedding's two copies are
+    /// one parameter on a single stage).
+    public var namedParameters: [(String, Tensor)] {
+        var seen = Set<String>()
+        return chunks.flatMap(\.namedParameters).filter { seen.insert($0.0).inserted }
+    }
+
+    /// Forward of micro-batch m on chunk k; its input is `received` or, when nil, taken from the link.
+    func forwardStep(_ m: Int, chunk k: Int = 0, received: [Float]? = nil) throws -> StageActivation {
+        let stage = chunks[k]
+        let input = stage.isFirst ? nil : try received ?? waiting("wait F\(m)") { try link.receiveForward() }
         let start = Timeline.now()
         let a = stage.forward(micro[m], received: input)
-        trace.record(.init("F\(m)", start: start, end: Timeline.now(), kind: .compute))
-        saved[m] = a
+        trace.record(.init(label("F", m, k), start: start, end: Timeline.now(), kind: .compute))
+        saved[m * chunks.count + k] = a
         held += 1
         peakHeld = max(peakHeld, held)
         if stage.isLast { losses.append(a.output.item * Float(stage.microBatches)) }
         return a
     }
 
-    /// Backward of micro-batch m, from the gradient received (or given), releasing its activations.
-    func backwardStep(_ m: Int, gradient: [Float]? = nil) throws -> [Float]? {
-        let g = stage.isLast ? nil : try gradient ?? waiting("receive B\(m)") { try link.receiveBackward() }
-        synchronizer?.beforeBackward(microBatch: m, of: micro.count)   // the last one synchronises
+    /// Backward of micro-batch m on chunk k, from `gradient` or, when nil, the link; releases its
+    /// activations and returns ∂L/∂input for the previous stage.
+    func backwardStep(_ m: Int, chunk k: Int = 0, gradient: [Float]? = nil) throws -> [Float]? {
+        let stage = chunks[k]
+        let g = stage.isLast ? nil : try gradient ?? waiting("wait B\(m)") { try link.receiveBackward() }
+        // A parameter's last backward of the step is micro-batch M − 1 of its chunk: that one synchronises.
+        synchronizer?.beforeBackward(microBatch: m, of: micro.count)
         let start = Timeline.now()
-        let dx = stage.backward(saved.removeValue(forKey: m)!, gradient: g)
-        trace.record(.init("B\(m)", start: start, end: Timeline.now(), kind: .compute))
+        let dx = stage.backward(saved.removeValue(forKey: m * chunks.count + k)!, gradient: g)
+        trace.record(.init(label("B", m, k), start: start, end: Timeline.now(), kind: .compute))
         held -= 1
         return dx
     }
+
+    func label(_ what: String, _ m: Int, _ k: Int) -> String { chunks.count == 1 ? "\(what)\(m)" : "\(what)\(m).\(k)" }
 
     /// Runs `body` (a blocking receive) and records the wait.
     func waiting<T>(_ label: String, _ body: () throws -> T) throws -> T {
@@ -75,19 +99,21 @@ public final class PipelineStep {
     }
 
     /// One optimizer step's forwards and backwards of `microBatches` with `engine`. Returns the
-    /// mean loss of the micro-batches on the last stage (nil elsewhere). Gradients are then the
-    /// single process's for the whole batch; the caller steps the optimizer.
+    /// mean loss of the micro-batches on the rank that computes the loss (nil elsewhere). The
+    /// gradients are then the single process's for the whole batch; the caller steps the optimizer.
     public func run(_ microBatches: [MicroBatch], engine: PipelineEngine) throws -> Float? {
-        precondition(microBatches.count == stage.microBatches, "the stage divides losses by \(stage.microBatches)")
+        precondition(microBatches.count == stage.microBatches, "the stages divide losses by \(stage.microBatches)")
+        precondition(engine == .interleaved || chunks.count == 1, "AFAB and 1F1B run one chunk per stage")
         (micro, saved, losses, held, peakHeld) = (microBatches, [:], [], 0, 0)
         trace.reset()
         switch engine {
         case .afab: try allForwardAllBackward()
         case .oneFOneB: try oneForwardOneBackward()
+        case .interleaved: try interleavedOneForwardOneBackward()
         }
         try synchronizer?.finishStep()     // dp: every copy averaged over its data-parallel group …
         try sumTiedEmbeddingGradients()    // … then the two copies of a tied embedding summed
-        return stage.isLast ? losses.reduce(0, +) / Float(losses.count) : nil
+        return losses.isEmpty ? nil : losses.reduce(0, +) / Float(losses.count)
     }
 
     /// AFAB: every forward, then every backward.
@@ -130,15 +156,16 @@ public final class PipelineStep {
     /// Tied embeddings: the first stage's embedding and the last stage's head copy of it add
     /// their gradients, so both take the same optimizer step.
     func sumTiedEmbeddingGradients() throws {
-        guard stage.model.config.tieWordEmbeddings, stage.stages > 1, stage.isFirst || stage.isLast,
-              let w = stage.namedParameters.first(where: { $0.0 == "model.embed_tokens.weight" })?.1 else { return }
+        let first = chunks.contains { $0.isFirst }, last = chunks.contains { $0.isLast }
+        guard stage.model.config.tieWordEmbeddings, link.stages > 1, first || last,
+              let w = namedParameters.first(where: { $0.0 == "model.embed_tokens.weight" })?.1 else { return }
         let mine = w.grad ?? [Float](repeating: 0, count: w.count)
-        let other = stage.isFirst ? link.stages - 1 : 0
+        let other = first ? link.stages - 1 : 0
         let sent = try link.group.isend(mine, to: other, tag: 3)
         let theirs = try link.group.irecv(count: w.count, from: other, tag: 3).wait()
         try sent.wait()
         // Add in a fixed order (first stage's + last stage's) so both copies are bit-identical.
-        let (a, b) = stage.isFirst ? (mine, theirs) : (theirs, mine)
+        let (a, b) = first ? (mine, theirs) : (theirs, mine)
         w.grad = zip(a, b).map { $0 + $1 }
     }
 }
