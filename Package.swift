@@ -87,7 +87,7 @@ let package = Package(
             name: "picotron",
             dependencies: [
                 "TensorCore", "Distributed", "Llama", "Training",
-                "Step1_DataParallel", "Step2_TensorParallel",
+                "Step1_DataParallel", "Step2_TensorParallel", "Step3_PipelineParallel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 

@@ -47,6 +47,8 @@ public struct PicotronConfig: Codable, Sendable, Equatable {
         public var dpSize = 1
         /// Pipeline schedule: "1f1b" (one forward, one backward) or "afab" (all forwards, then all backwards).
         public var ppEngine = "1f1b"
+        /// Chunks of layers per pipeline stage for the interleaved engine (ours; Megatron's virtual stages).
+        public var ppVirtualStages = 2
         /// picotron's process-group backend. Kept for picotron (which derives it from `use_cpu` anyway);
         /// here ranks talk through MPI under `mpirun`, or are threads of one process.
         public var backend = "gloo"
@@ -61,7 +63,7 @@ public struct PicotronConfig: Codable, Sendable, Equatable {
         }
 
         /// The pipeline schedules `pp_engine` may name.
-        public static let ppEngines = ["1f1b", "afab"]
+        public static let ppEngines = ["1f1b", "afab", "interleaved"]
 
         /// Ranks in the run: dp × pp × cp × tp.
         public var worldSize: Int { dpSize * ppSize * cpSize * tpSize }
