@@ -52,7 +52,7 @@ public enum Todo {
     }
 
     /// `Step2.10` → [2, 10], so tasks sort by number, not by text.
-    static func order(_ id: String) -> [Int] {
+    public static func order(_ id: String) -> [Int] {
         id.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }
     }
 }

@@ -62,9 +62,9 @@ public func assertPass(_ checks: [Check], _ context: String = "", limit: Int = 4
     }
 }
 
-/// `XCTFail` with the running task first.
-public func failTask(_ message: String, file: StaticString = #filePath, line: UInt = #line) {
-    XCTFail((currentTask.map { "\($0): " } ?? "") + message, file: file, line: line)
+/// `XCTFail` with a task first: `task`, or else the running one.
+public func failTask(_ message: String, task: String? = nil, file: StaticString = #filePath, line: UInt = #line) {
+    XCTFail(((task ?? currentTask).map { "\($0): " } ?? "") + message, file: file, line: line)
 }
 
 /// The same for comparisons of one rank.
@@ -90,12 +90,18 @@ public func unfinished(_ id: String, file: StaticString = #filePath, line: UInt 
     return true
 }
 
-/// Whether any TODO of the given steps or tasks (`"Step2."`, `"Step2.3"`) was reached; fails
-/// once per such task. For tests that check several tasks together.
+/// Whether any TODO of the given steps or tasks (`"Step2."`, `"Step2.3"`) was reached; fails once,
+/// with the first such task's message and the ids of the others. For tests that check several
+/// tasks together (one failure, not one per task: fourteen such tests would otherwise bury the
+/// per-task messages).
 public func unfinished(_ prefixes: [String], file: StaticString = #filePath, line: UInt = #line) -> Bool {
     let pending = Set(prefixes.flatMap { Todo.pending($0) })
-    for task in pending.sorted(by: { $0.id < $1.id }) { XCTFail("\(task)", file: file, line: line) }
-    return !pending.isEmpty
+        .sorted { Todo.order($0.id).lexicographicallyPrecedes(Todo.order($1.id)) }
+    guard let first = pending.first else { return false }
+    let others = pending.dropFirst().map(\.id)
+    XCTFail("\(first)" + (others.isEmpty ? "" : " (not written yet either: \(others.joined(separator: ", ")))"),
+            file: file, line: line)
+    return true
 }
 
 /// `count` values in [-1, 1), from a seed and a stream name (the same on every rank).

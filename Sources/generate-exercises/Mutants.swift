@@ -86,7 +86,19 @@ func mutate(_ text: String, file: String, tasks: [Task], specs: [MutantSpec]) th
         let indent = String(s.prefix { $0 == " " })
         let body = s.dropFirst(indent.count)
         let eq = body.range(of: " = ")!
-        return (indent, String(body[..<eq.lowerBound]), String(body[eq.upperBound...]))
+        return (indent, String(body[..<eq.lowerBound]), withoutComment(String(body[eq.upperBound...])))
+    }
+    /// `x + 1   // note` → `x + 1`: a trailing comment must not end up inside the ternary's parentheses.
+    func withoutComment(_ s: String) -> String {
+        var quotes = 0, previous: Character = " "
+        for (i, ch) in zip(s.indices, s) {
+            if ch == "\"" { quotes += 1 }
+            if ch == "/", previous == "/", quotes % 2 == 0 {
+                return String(s[..<s.index(before: i)]).trimmingCharacters(in: .whitespaces)
+            }
+            previous = ch
+        }
+        return s
     }
     /// The name a declaration binds: `var y: [Float]` → `y`.
     func name(_ left: String) -> String {

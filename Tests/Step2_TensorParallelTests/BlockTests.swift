@@ -1,5 +1,6 @@
 // Attention with its heads split and the SwiGLU MLP with its features split, each against the
-// reference layer of the lesson model (8 query heads, 4 key/value heads), tp 1, 2, 4.
+// reference layer of the lesson model (8 query heads, 4 key/value heads), tp 1, 2, 4, once every
+// task's own checks pass (a failure here is then the block's assembly, not a task).
 // Legend: B = batch, T = sequence, C = hidden, tp = ranks.
 
 import Distributed
@@ -54,6 +55,7 @@ final class BlockTests: XCTestCase {
     }
 
     func testAttentionHeadsSplit() throws {
+        if try tasksNotReady() { return }
         for tp in [1, 2, 4] {
             try verify("attention", tp: tp, forward: { l, x, rope, mask in l.selfAttn.forward(x, rope: rope, mask: mask) },
                        parallelize: { l, g in try parallelize(l, group: g) })
@@ -61,6 +63,7 @@ final class BlockTests: XCTestCase {
     }
 
     func testMLPFeaturesSplit() throws {
+        if try tasksNotReady() { return }
         for tp in [1, 2, 4] {
             try verify("mlp", tp: tp, forward: { l, x, _, _ in l.mlp.forward(x) },
                        parallelize: { l, g in try parallelize(l, group: g) })

@@ -12,30 +12,14 @@ import TensorCore
 import XCTest
 
 final class CommunicationTests: XCTestCase {
-    let (n, c) = (4, 6)
-
     /// Task 2.1 (lesson: "Build it", Task 2.1): f is the identity forward and sums the ranks'
     /// gradients backward.
     func testStep2_1_copyToRegionAllReducesGradients() throws {
         for tp in [2, 4] {
             beginTasks()
-            let (n, c) = (self.n, self.c)
-            let x = randomValues(n * c, seed: 1, "x")                              // [N, C] same on every rank
-            let dys = (0..<tp).map { randomValues(n * c, seed: 2, "dy\($0)") }      // [N, C] one per rank
-            let want = (0..<(n * c)).map { i in dys.reduce(Float(0)) { $0 + $1[i] } }
-            let checks = try onRanks(tp) { comm -> [Check] in
-                let group = TensorParallelGroup(comm)
-                let xt = Tensor(shape: [n, c], data: x, requiresGrad: true)
-                let y = copyToTensorParallelRegion(xt, group)
-                y.backward(gradient: dys[comm.rank])
-                try group.check()
-                return [check(comm.rank, "f(x)", got: y.data, want: x, shape: [n, c],
-                              hint: "f's forward is the identity: every rank already has x"),
-                        check(comm.rank, "∂L/∂x through f", got: xt.grad ?? [], want: want, shape: [n, c],
-                              hint: "f's backward must all-reduce (sum) the gradient over the tp group")]
-            }
+            let checks = try TaskChecks.f(tp: tp)
             if unfinished("Step2.1") { return }
-            assertPass(checks.flatMap { $0 }, "tp \(tp): ")
+            assertPass(checks, "tp \(tp): ")
         }
     }
 
@@ -43,23 +27,9 @@ final class CommunicationTests: XCTestCase {
     func testStep2_2_reduceFromRegionSumsForward() throws {
         for tp in [2, 4] {
             beginTasks()
-            let (n, c) = (self.n, self.c)
-            let xs = (0..<tp).map { randomValues(n * c, seed: 3, "x\($0)") }        // [N, C] one per rank
-            let dy = randomValues(n * c, seed: 4, "dy")
-            let want = (0..<(n * c)).map { i in xs.reduce(Float(0)) { $0 + $1[i] } }
-            let checks = try onRanks(tp) { comm -> [Check] in
-                let group = TensorParallelGroup(comm)
-                let xt = Tensor(shape: [n, c], data: xs[comm.rank], requiresGrad: true)
-                let y = reduceFromTensorParallelRegion(xt, group)
-                y.backward(gradient: dy)
-                try group.check()
-                return [check(comm.rank, "g(x)", got: y.data, want: want, shape: [n, c],
-                              hint: "g's forward must all-reduce (sum) the partial results"),
-                        check(comm.rank, "∂L/∂x through g", got: xt.grad ?? [], want: dy, shape: [n, c],
-                              hint: "g's backward is the identity: an all-reduce there multiplies by tp")]
-            }
+            let checks = try TaskChecks.g(tp: tp)
             if unfinished("Step2.2") { return }
-            assertPass(checks.flatMap { $0 }, "tp \(tp): ")
+            assertPass(checks, "tp \(tp): ")
         }
     }
 

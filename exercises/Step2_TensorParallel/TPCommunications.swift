@@ -32,11 +32,11 @@ public func copyToTensorParallelRegion(_ x: Tensor, _ group: TensorParallelGroup
 /// dimension, so the output is the sum of the ranks' partial outputs. The gradient of a sum
 /// with respect to each term is the gradient itself, so backward passes it through.
 public func reduceFromTensorParallelRegion(_ x: Tensor, _ group: TensorParallelGroup) -> Tensor {
-    // TODO(Step2.2): y must be the sum over the ranks of every rank's x (one call on `group`).
+    // TODO(Step2.2): y must be the sum over the ranks of every rank's x (one call on `group`). The backward
+    // stays the identity: every rank already holds the whole ∂L/∂y.
     Todo.reached("Step2.2", "reduceFromTensorParallelRegion (g) forward",
                  lesson: "Lessons/02-tensor-parallel.md, Task 2.2")
-    let y = x.data                                                       // [.., C] partial sum
-    return Tensor.custom(inputs: [x], shape: x.shape, data: y) { dy in [dy] }
+    return Tensor.custom(inputs: [x], shape: x.shape, data: x.data) { dy in [dy] }
 }
 
 /// Gather forward, split backward: each rank's `[.., k]` columns → the full `[.., tp·k]`

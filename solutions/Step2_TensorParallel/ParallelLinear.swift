@@ -60,7 +60,8 @@ public final class ColumnParallelLinear: LinearLayer {
         // >   forward data `Gemm.product(...)` ([N, out/tp]) and a backward that calls
         // >   `ColumnParallelLinear.backward` (Task 2.4); 3. when `gatherOutput`, gather the
         // >   columns with `gatherFromTensorParallelRegion`.
-        let xc = copy(x)                                              // [.., in]  f: all-reduce in backward
+        // f: the identity forward, an all-reduce of ∂L/∂x backward; xc [.., in]
+        let xc = copy(x)
         let (n, k) = xc.rowsAndColumns, m = weight.shape[0]
         let y = Tensor.custom(inputs: [xc, weight], shape: Array(x.shape.dropLast()) + [m],
                               data: Gemm.product(xc.data, weight.data, n: n, k: k, m: m)) { dy in

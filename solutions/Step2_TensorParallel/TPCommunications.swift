@@ -35,12 +35,13 @@ public func copyToTensorParallelRegion(_ x: Tensor, _ group: TensorParallelGroup
 /// with respect to each term is the gradient itself, so backward passes it through.
 public func reduceFromTensorParallelRegion(_ x: Tensor, _ group: TensorParallelGroup) -> Tensor {
     // TASK(Step2.2) reduceFromTensorParallelRegion (g) forward @ Lessons/02-tensor-parallel.md, Task 2.2
-    // > y must be the sum over the ranks of every rank's x (one call on `group`).
+    // > y must be the sum over the ranks of every rank's x (one call on `group`). The backward
+    // > stays the identity: every rank already holds the whole ∂L/∂y.
     var y = x.data                                                       // [.., C] partial sum
     group.allReduce(&y, op: .sum)                                        // sync point: Σ over ranks
-    // STAND-IN: let y = x.data                                                       // [.., C] partial sum
-    // END TASK(Step2.2)
     return Tensor.custom(inputs: [x], shape: x.shape, data: y) { dy in [dy] }
+    // STAND-IN: return Tensor.custom(inputs: [x], shape: x.shape, data: x.data) { dy in [dy] }
+    // END TASK(Step2.2)
 }
 
 /// Gather forward, split backward: each rank's `[.., k]` columns → the full `[.., tp·k]`

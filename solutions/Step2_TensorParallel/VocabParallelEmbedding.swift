@@ -60,15 +60,13 @@ public final class VocabParallelEmbedding: EmbeddingLayer {
         // > `vocab` contains ids[i], zeros otherwise. Backward (a `Tensor.custom` on [weight]): add
         // > dy's row i into that shard row, for owned ids only (a token seen twice adds twice).
         var y = [Float](repeating: 0, count: ids.count * c)           // [N, C]
-        for (i, id) in ids.enumerated() where vocab.contains(id) {
-            let row = id - vocab.lowerBound                            // local row of the shard
-            for j in 0..<c { y[i * c + j] = weight.data[row * c + j] }
+        for (i, id) in ids.enumerated() where vocab.contains(id) {    // owned tokens; the rest stay zero
+            for j in 0..<c { y[i * c + j] = weight.data[(id - vocab.lowerBound) * c + j] }   // local row of the shard
         }
         return Tensor.custom(inputs: [weight], shape: shape + [c], data: y) { dy in   // dy [N, C]
             var dw = [Float](repeating: 0, count: weight.count)       // [V/tp, C]
             for (i, id) in ids.enumerated() where vocab.contains(id) {
-                let row = id - vocab.lowerBound
-                for j in 0..<c { dw[row * c + j] += dy[i * c + j] }
+                for j in 0..<c { dw[(id - vocab.lowerBound) * c + j] += dy[i * c + j] }      // a repeated token adds again
             }
             return [dw]
         }
