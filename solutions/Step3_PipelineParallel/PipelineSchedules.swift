@@ -38,6 +38,10 @@ public final class PipelineStep {
     public let trace = TimelineRecorder()
     /// Activations held at the moment: the forwards whose backward has not run yet.
     public private(set) var held = 0, peakHeld = 0
+    /// When true, every forward measures the bytes the held activations' graphs keep alive.
+    public var measureMemory = false
+    /// The most bytes of activations held at once in the last step (with `measureMemory`).
+    public private(set) var peakActivationBytes = 0
     var micro: [MicroBatch] = []
     var saved: [Int: StageActivation] = [:]       // by micro-batch · chunks + chunk
     var losses: [Float] = []
@@ -71,6 +75,7 @@ public final class PipelineStep {
         saved[m * chunks.count + k] = a
         held += 1
         peakHeld = max(peakHeld, held)
+        if measureMemory { peakActivationBytes = max(peakActivationBytes, Tensor.graphBytes(saved.values.map(\.output))) }
         if stage.isLast { losses.append(a.output.item * Float(stage.microBatches)) }
         return a
     }
@@ -104,7 +109,7 @@ public final class PipelineStep {
     public func run(_ microBatches: [MicroBatch], engine: PipelineEngine) throws -> Float? {
         precondition(microBatches.count == stage.microBatches, "the stages divide losses by \(stage.microBatches)")
         precondition(engine == .interleaved || chunks.count == 1, "AFAB and 1F1B run one chunk per stage")
-        (micro, saved, losses, held, peakHeld) = (microBatches, [:], [], 0, 0)
+        (micro, saved, losses, held, peakHeld, peakActivationBytes) = (microBatches, [:], [], 0, 0, 0)
         trace.reset()
         switch engine {
         case .afab: try allForwardAllBackward()
