@@ -60,10 +60,12 @@ let package = Package(
         // The core, bottom to top.
         .target(name: "TensorCore", dependencies: ["COpenBLAS"]),
         .target(name: "Distributed", dependencies: ["CMPI", "COpenBLAS"]),
-        .target(name: "Llama", dependencies: ["TensorCore"]),
+        // File formats (JSON, safetensors, writing a user-named file): Foundation only, no tensors.
+        .target(name: "Formats"),
+        .target(name: "Llama", dependencies: ["TensorCore", "Formats"]),
         // The default training corpus (data/shakespeare.txt, see data/README.md), shipped as a resource.
         .target(name: "EmbeddedCorpus", path: "data", exclude: ["README.md"], resources: [.copy("shakespeare.txt")]),
-        .target(name: "Training", dependencies: ["TensorCore", "Llama", "Distributed", "EmbeddedCorpus"]),
+        .target(name: "Training", dependencies: ["TensorCore", "Formats", "Llama", "Distributed", "EmbeddedCorpus"]),
 
         // The exercise track's TODO marker: all a Step module needs from the lessons.
         .target(name: "ExerciseKit"),
@@ -86,7 +88,7 @@ let package = Package(
         .executableTarget(
             name: "picotron",
             dependencies: [
-                "TensorCore", "Distributed", "Llama", "Training",
+                "TensorCore", "Distributed", "Formats", "Llama", "Training",
                 "Step1_DataParallel", "Step2_TensorParallel", "Step3_PipelineParallel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
@@ -101,9 +103,10 @@ let package = Package(
                     dependencies: ["Step3_PipelineParallel", "Step1_DataParallel", "LessonTesting", "LessonKit",
                                    "ExerciseKit", "TensorCore", "Distributed", "Llama", "Training"]),
         .testTarget(
-            name: "LlamaTests", dependencies: ["Llama", "Training", "TensorCore"],
+            name: "LlamaTests", dependencies: ["Llama", "Formats", "Training", "TensorCore"],
             resources: [.copy("Fixtures")]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Llama", "TensorCore"]),
+        .testTarget(name: "FormatsTests", dependencies: ["Formats"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Formats", "Llama", "TensorCore"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -6,6 +6,9 @@
 // one; a size above it is a typo or a test of the program, and gets a message instead of a trap.
 // The parameter count is then checked in Double before any Int arithmetic multiplies the sizes.
 
+import Formats
+import Foundation
+
 extension LlamaConfig {
     /// The largest value each size key may take, and why.
     public static let sizeLimits: [(key: String, limit: Int, why: String)] = [

@@ -2,6 +2,7 @@
 // (or a sharded checkpoint with model.safetensors.index.json). What we save loads back into
 // transformers' LlamaForCausalLM.from_pretrained.
 
+import Formats
 import Foundation
 import TensorCore
 

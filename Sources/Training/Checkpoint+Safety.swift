@@ -8,6 +8,7 @@
 // - Never written: weights or moments that are NaN or infinite.
 // - Never believed: a trainer_state.json whose step disagrees with its folder's name or its loss
 //   history, or whose numbers are negative.
+import Formats
 import Foundation
 import Llama
 

@@ -7,6 +7,7 @@
 // It is written under a temporary name in the same folder and renamed when complete, so a crash
 // never leaves a half checkpoint, and an existing checkpoint is never overwritten.
 
+import Formats
 import Foundation
 import Llama
 import TensorCore

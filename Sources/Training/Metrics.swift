@@ -1,6 +1,7 @@
 // What a run reports: one progress line per step, one JSON line per step in a metrics file,
 // and a loss-curve picture at the end.
 
+import Formats
 import Foundation
 import Llama
 

@@ -4,6 +4,7 @@
 // Legend: B = micro-batch size, T = sequence length, A = gradient-accumulation steps,
 // dp = data-parallel ranks; one optimizer step consumes B · A · dp sequences.
 
+import Formats
 import Foundation
 import Llama
 import TensorCore

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Distributed
+import Formats
 import Foundation
 import Llama
 import Step1_DataParallel

@@ -1,5 +1,6 @@
 // LlamaConfig: Hugging Face config.json in both transformers 4.x and 5.x forms, defaults, presets,
 // and one test per mistake a user can make in the file (each checks the message names file and key).
+import Formats
 import Foundation
 import XCTest
 @testable import Llama

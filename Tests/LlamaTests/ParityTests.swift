@@ -2,6 +2,7 @@
 // scripts/make_fixtures.py (see Fixtures/README.md for how, and for the float32 error of
 // the fixtures themselves against exact float64 math, which the tolerances below rest on).
 
+import Formats
 import Foundation
 import XCTest
 import TensorCore
@@ -98,6 +99,29 @@ final class ParityTests: XCTestCase {
         }
         XCTAssertEqual(back.config.vocabSize, c.model.config.vocabSize)
         XCTAssertEqual(back.config.headDim, c.model.config.headDim)
+    }
+
+    /// dtypes.safetensors: torch's own bf16/f16 roundings of x.f32 and torch's widening of them; our
+    /// reader widens BF16 and F16 bit for bit as torch's `.float()` does.
+    func testFixtureDTypesWidenLikeTorch() throws {
+        guard let fixtures = Bundle.module.url(forResource: "Fixtures", withExtension: nil),
+              FileManager.default.fileExists(atPath: fixtures.appendingPathComponent("dtypes.safetensors").path)
+        else {
+            return XCTFail("Fixtures/dtypes.safetensors is missing; generate it with scripts/make_fixtures.py")
+        }
+        let f = try SafeTensorsFile(contentsOf: fixtures.appendingPathComponent("dtypes.safetensors"))
+        XCTAssertEqual(try f.info("x.bf16").dtype, .bf16)
+        XCTAssertEqual(try f.info("x.f16").dtype, .f16)
+        XCTAssertEqual(try f.info("x.f32").shape, try f.info("x.bf16").shape)
+        XCTAssertEqual(try f.floats("x.f32").count, try f.info("x.f32").shape.reduce(1, *))
+        for kind in ["bf16", "f16"] {
+            let mine = try f.floats("x.\(kind)"), torch = try f.floats("x.\(kind).widened")
+            XCTAssertEqual(try f.info("x.\(kind).widened").dtype, .f32)
+            XCTAssertEqual(mine.count, torch.count)
+            for (i, (a, b)) in zip(mine, torch).enumerated() where a.bitPattern != b.bitPattern {
+                XCTAssertTrue(a.isNaN && b.isNaN, "x.\(kind)[\(i)]: widened to \(a) (\(a.bitPattern)), torch \(b)")
+            }
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 // a local Hugging Face directory, overrides apply, and create-config writes a file that loads back.
 // Files are written to a fresh temp dir per test.
 
+import Formats
 import Foundation
 import Llama
 import XCTest

@@ -1,6 +1,7 @@
 // The training loop: determinism, exact resume, checkpoints that transformers can load and
 // that are never overwritten, the schedule, clipping, and metrics.
 
+import Formats
 import Foundation
 import XCTest
 import Llama

@@ -6,6 +6,7 @@
 // Differences, on purpose: it starts from this project's CPU defaults (float32, use_cpu, gloo), the model
 // must be a preset or a local directory (no Hub download), and an existing config is never deleted
 // (picotron removes the whole experiment directory) unless `force` is set; only config.json is replaced.
+import Formats
 import Foundation
 import Llama
 

@@ -4,6 +4,7 @@
 // num_attention_heads and num_key_value_heads from the config file and sets max_position_embeddings to
 // seq_length. Here the name is a local Hugging Face directory or a built-in preset; the overrides and
 // max_position_embeddings are applied the same way, plus our hidden/intermediate/vocab size extensions.
+import Formats
 import Foundation
 import Llama
 

@@ -1,58 +1,147 @@
-// PicotronConfig+Sections.swift: the training, dataset, checkpoint, logging and environment sections.
+// PicotronConfig+Sections.swift: the distributed, model and training sections, each key once.
 //
-// Keys picotron writes as `null` (max_tokens, run_name, HF_TOKEN, ...) are written as `null` here too,
-// because picotron's train.py reads them with `config[...][...]` and would fail on a missing key.
-// Our extensions are left out when unset.
+// A section declares one property per key with its default, then its table: the JSON name, the
+// property, the help, and for the keys a CPU treats differently the note saying what happens instead
+// (ConfigKey.swift). The tables list keys in picotron's order, extensions last.
 import Foundation
-import Llama
 
 extension PicotronConfig {
+    // MARK: distributed
+
+    /// How the ranks are arranged: `grid[dp][pp][cp][tp]`, tp fastest (picotron's process group manager).
+    /// One property per key of `keys`, at its default.
+    public struct Distributed: PicotronConfigSection {
+        public var tpSize = 1, cpSize = 1, ppSize = 1, dpSize = 1
+        public var ppEngine = "1f1b"
+        public var ppVirtualStages = 2
+        public var backend = "gloo"
+        public var useCPU = true
+
+        public init() {}
+        public static let name = "distributed"
+        public static let keys: [ConfigKey<Self>] = [
+            .init("tp_size", \.tpSize, "Tensor-parallel ranks: each holds a slice of every weight matrix."),
+            .init("cp_size", \.cpSize, "Context-parallel ranks: each holds a slice of every sequence (ring "
+                  + "attention)."),
+            .init("pp_size", \.ppSize, "Pipeline stages: each holds a contiguous run of layers."),
+            .init("dp_size", \.dpSize, "Data-parallel replicas: each sees different micro-batches."),
+            .init("pp_engine", \.ppEngine, "Pipeline schedule: \"1f1b\" (one forward, one backward), \"afab\" "
+                  + "(all forwards, then all backwards) or \"interleaved\" (1F1B over virtual stages)."),
+            .init("use_cpu", \.useCPU, "picotron's device switch. This implementation always runs on the CPU.",
+                  note: { cpu, _ in cpu ? nil : ConfigNote("this implementation always runs on the CPU") }),
+            .init("backend", \.backend, "picotron's process-group backend, kept for picotron (which derives it from "
+                  + "use_cpu anyway); here ranks talk through MPI under mpirun, or are threads of one process.",
+                  note: { backend, _ in
+                      ["gloo", "mpi"].contains(backend.lowercased()) ? nil
+                          : ConfigNote("ignored (picotron also derives it from use_cpu); "
+                                       + "ranks talk through MPI under mpirun, or are threads of one process")
+                  }),
+            .init("pp_virtual_stages", \.ppVirtualStages, "Chunks of layers per pipeline stage for the interleaved "
+                  + "engine (Megatron's virtual stages): the bubble shrinks by this factor.", extension: true),
+        ]
+
+        /// The pipeline schedules `pp_engine` may name.
+        public static let ppEngines = ["1f1b", "afab", "interleaved"]
+
+        /// Ranks in the run: dp × pp × cp × tp.
+        public var worldSize: Int { dpSize * ppSize * cpSize * tpSize }
+    }
+
+    // MARK: model
+
+    /// Which Llama to build. The three head/layer keys override the named model's, as in picotron's train.py;
+    /// our extensions override its sizes. An unset override keeps the model's own and is left out of the file
+    /// (picotron tests `"num_hidden_layers" in config["model"]`). One property per key of `keys`.
+    public struct Model: PicotronConfigSection {
+        public var name = "micro"
+        public var numHiddenLayers: Int?, numAttentionHeads: Int?, numKeyValueHeads: Int?
+        public var dtype = "float32"
+        public var useFlashAttention = false, useFusedAdam = false
+        public var hiddenSize: Int?, intermediateSize: Int?, vocabSize: Int?
+
+        public init() {}
+        public static let name = "model"
+        public static let keys: [ConfigKey<Self>] = [
+            .init("name", \.name, "A local Hugging Face directory holding config.json, or a built-in preset (micro, "
+                  + "tiny, smollm135m). A Hub id whose last part names a preset (\".../SmolLM-135M\") finds it."),
+            .init("num_hidden_layers", \.numHiddenLayers, "Overrides the model's layer count when set."),
+            .init("num_attention_heads", \.numAttentionHeads, "Overrides the model's query heads when set; head_dim "
+                  + "becomes hidden_size / heads, as in picotron."),
+            .init("num_key_value_heads", \.numKeyValueHeads, "Overrides the model's key/value heads (grouped-query "
+                  + "attention) when set."),
+            .init("dtype", \.dtype, "picotron trains in bfloat16 on GPUs; this implementation computes in float32.",
+                  note: { dtype, _ in
+                      dtype.lowercased() == "float32" ? nil : ConfigNote("this CPU implementation trains in float32")
+                  }),
+            .init("use_flash_attention", \.useFlashAttention, "A GPU kernel in picotron; here the fused causal "
+                  + "attention kernel is always used.",
+                  note: { flash, _ in
+                      flash ? ConfigNote("flash attention is a GPU kernel; the fused causal attention kernel is used")
+                          : nil
+                  }),
+            .init("use_fused_adam", \.useFusedAdam, "torch's fused AdamW on CUDA; here AdamW is one loop per "
+                  + "parameter either way.",
+                  note: { fused, _ in
+                      fused ? ConfigNote("fused AdamW is a CUDA option; AdamW runs one loop per parameter") : nil
+                  }),
+            .init("hidden_size", \.hiddenSize, "Overrides the model's width when set.", extension: true),
+            .init("intermediate_size", \.intermediateSize, "Overrides the SwiGLU MLP width when set.",
+                  extension: true),
+            .init("vocab_size", \.vocabSize, "Overrides the vocabulary size when set (e.g. 256 for the byte-level "
+                  + "tokenizer).", extension: true),
+        ]
+    }
+
     // MARK: training
 
-    public struct Training: Codable, Sendable, Equatable {
+    /// The optimizer, the batch shape and when to stop. picotron trains at a constant learning rate
+    /// without clipping; warmup, cosine decay, AdamW's constants and clipping are our extensions.
+    /// One property per key of `keys`.
+    public struct Training: PicotronConfigSection {
         public var seed = 42
-        /// Peak learning rate of AdamW. 1e-3 suits the small models a CPU trains (picotron's template: 3e-4).
         public var learningRate = 1e-3
-        /// Optimizer steps; training also stops earlier at max_tokens when that is set.
-        public var totalTrainSteps = 200
-        /// Tokens per sequence T (the model sees T inputs and predicts T targets).
-        public var seqLength = 256
-        /// Sequences per forward/backward on one data-parallel rank.
-        public var microBatchSize = 4
-        /// Micro-batches whose gradients add up before one optimizer step.
-        public var gradientAccumulationSteps = 1
-        /// picotron takes the first num_samples rows of a Hub dataset; here the whole corpus or file is used.
-        public var numSamples: Int?
-        /// Stop once this many tokens are trained (nil: stop at total_train_steps only).
-        public var maxTokens: Int?
-
-        // Extensions (not in picotron, which trains at a constant learning rate without clipping):
-        /// Linear warmup from 0 to learning_rate over this many steps.
+        public var totalTrainSteps = 200, seqLength = 256, microBatchSize = 4, gradientAccumulationSteps = 1
+        public var numSamples: Int?, maxTokens: Int?
         public var warmupSteps = 0
-        /// "constant" (picotron's) or "cosine" (decay from learning_rate to min_lr at total_train_steps).
         public var lrSchedule = "constant"
-        /// The floor of the cosine schedule (nil: learning_rate / 10).
         public var minLR: Double?
-        /// AdamW's decoupled weight decay λ (torch's default, as picotron uses).
-        public var weightDecay = 0.01
-        public var adamBeta1 = 0.9
-        public var adamBeta2 = 0.999
-        public var adamEps = 1e-8
-        /// Clip the global gradient norm (across all ranks) to this value (nil: no clipping).
+        public var weightDecay = 0.01, adamBeta1 = 0.9, adamBeta2 = 0.999, adamEps = 1e-8
         public var maxGradNorm: Double?
 
         public init() {}
-
-        enum CodingKeys: String, CodingKey, CaseIterable {
-            case seed, learningRate = "learning_rate", totalTrainSteps = "total_train_steps"
-            case seqLength = "seq_length", microBatchSize = "micro_batch_size"
-            case gradientAccumulationSteps = "gradient_accumulation_steps", numSamples = "num_samples"
-            case maxTokens = "max_tokens"
-            // Extensions
-            case warmupSteps = "warmup_steps", lrSchedule = "lr_schedule", minLR = "min_lr"
-            case weightDecay = "weight_decay", adamBeta1 = "adam_beta1", adamBeta2 = "adam_beta2"
-            case adamEps = "adam_eps", maxGradNorm = "max_grad_norm"
-        }
+        public static let name = "training"
+        public static let keys: [ConfigKey<Self>] = [
+            .init("seed", \.seed, "Seeds the initial weights and the data order."),
+            .init("learning_rate", \.learningRate, "Peak learning rate of AdamW. 1e-3 suits the small models a CPU "
+                  + "trains (picotron's template: 3e-4)."),
+            .init("total_train_steps", \.totalTrainSteps, "Optimizer steps; training also stops earlier at "
+                  + "max_tokens when that is set."),
+            .init("seq_length", \.seqLength, "Tokens per sequence T (the model sees T inputs and predicts T targets)."),
+            .init("micro_batch_size", \.microBatchSize, "Sequences per forward/backward on one data-parallel rank."),
+            .init("gradient_accumulation_steps", \.gradientAccumulationSteps, "Micro-batches whose gradients add up "
+                  + "before one optimizer step."),
+            .init("num_samples", \.numSamples, "picotron takes the first num_samples rows of a Hub dataset; here the "
+                  + "whole corpus or file is used.", writesNull: true,
+                  note: { _, _ in
+                      ConfigNote("picotron takes that many Hub dataset rows; here the whole corpus or file is used "
+                                 + "(stop earlier with training.max_tokens)")
+                  }),
+            .init("max_tokens", \.maxTokens, "Stop once this many tokens are trained (null: stop at total_train_steps "
+                  + "only).", writesNull: true),
+            .init("warmup_steps", \.warmupSteps, "Linear warmup from 0 to learning_rate over this many steps.",
+                  extension: true),
+            .init("lr_schedule", \.lrSchedule, "\"constant\" (picotron's) or \"cosine\" (decay from learning_rate "
+                  + "to min_lr at total_train_steps).", extension: true),
+            .init("min_lr", \.minLR, "The floor of the cosine schedule (unset: learning_rate / 10).", extension: true),
+            .init("weight_decay", \.weightDecay, "AdamW's decoupled weight decay λ (torch's default, as picotron "
+                  + "uses).", extension: true),
+            .init("adam_beta1", \.adamBeta1, "AdamW's β1, the decay of the mean of gradients.", extension: true),
+            .init("adam_beta2", \.adamBeta2, "AdamW's β2, the decay of the mean of squared gradients.",
+                  extension: true),
+            .init("adam_eps", \.adamEps, "AdamW's ε, added to the root of the second moment.", extension: true),
+            .init("max_grad_norm", \.maxGradNorm, "Clip the global gradient norm (across all ranks) to this value "
+                  + "(unset: no clipping).", extension: true),
+        ]
 
         /// The learning-rate schedules `lr_schedule` may name.
         public static let lrSchedules = ["constant", "cosine"]
@@ -61,201 +150,6 @@ extension PicotronConfig {
         public var adamW: AdamW.Hyperparameters {
             AdamW.Hyperparameters(lr: learningRate, beta1: adamBeta1, beta2: adamBeta2, eps: adamEps,
                                   weightDecay: weightDecay)
-        }
-
-        mutating func read(_ r: ConfigReader<CodingKeys>) throws {
-            try r.read(.seed, &seed); try r.read(.learningRate, &learningRate)
-            try r.read(.totalTrainSteps, &totalTrainSteps); try r.read(.seqLength, &seqLength)
-            try r.read(.microBatchSize, &microBatchSize)
-            try r.read(.gradientAccumulationSteps, &gradientAccumulationSteps)
-            try r.read(.numSamples, &numSamples); try r.read(.maxTokens, &maxTokens)
-            try r.read(.warmupSteps, &warmupSteps); try r.read(.lrSchedule, &lrSchedule)
-            try r.read(.minLR, &minLR); try r.read(.weightDecay, &weightDecay)
-            try r.read(.adamBeta1, &adamBeta1); try r.read(.adamBeta2, &adamBeta2)
-            try r.read(.adamEps, &adamEps); try r.read(.maxGradNorm, &maxGradNorm)
-        }
-
-        public init(from decoder: Decoder) throws {
-            self.init()
-            try read(ConfigReader(section: "training", json: JSONValue(from: decoder)))
-        }
-
-        public func encode(to encoder: Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(seed, forKey: .seed); try c.encode(learningRate, forKey: .learningRate)
-            try c.encode(totalTrainSteps, forKey: .totalTrainSteps); try c.encode(seqLength, forKey: .seqLength)
-            try c.encode(microBatchSize, forKey: .microBatchSize)
-            try c.encode(gradientAccumulationSteps, forKey: .gradientAccumulationSteps)
-            try c.encode(numSamples, forKey: .numSamples)   // null when nil, as picotron's template writes
-            try c.encode(maxTokens, forKey: .maxTokens)     // null when nil: picotron reads it directly
-            try c.encode(warmupSteps, forKey: .warmupSteps); try c.encode(lrSchedule, forKey: .lrSchedule)
-            try c.encodeIfPresent(minLR, forKey: .minLR); try c.encode(weightDecay, forKey: .weightDecay)
-            try c.encode(adamBeta1, forKey: .adamBeta1); try c.encode(adamBeta2, forKey: .adamBeta2)
-            try c.encode(adamEps, forKey: .adamEps); try c.encodeIfPresent(maxGradNorm, forKey: .maxGradNorm)
-        }
-    }
-
-    // MARK: dataset
-
-    /// What to train on. Hub datasets are not downloaded: token_file, text_file or the embedded corpus.
-    public struct Dataset: Codable, Sendable, Equatable {
-        /// picotron's Hub dataset id; here informative. "shakespeare" (or "embedded") is the built-in corpus.
-        public var name = "shakespeare"
-        /// picotron's Hub dataset configuration; not used here.
-        public var subsetName: String?
-        /// picotron's DataLoader worker processes; here batches are cut on the training thread.
-        public var numWorkers = 0
-        /// picotron's tokenization processes; here tokenizing is byte-level or done ahead of time.
-        public var numProc = 1
-        /// picotron reads `dataset.get("split", "train")`; only "train" exists here.
-        public var split = "train"
-
-        // Extensions (not in picotron):
-        /// A UTF-8 text file, tokenized byte by byte (vocabulary 256).
-        public var textFile: String?
-        /// A pre-tokenized file: nanoGPT's raw train.bin or an llm.c .bin with its header.
-        public var tokenFile: String?
-        /// "uint16" or "uint32" ids in a headerless token_file (nil: uint16, nanoGPT's; llm.c files say it).
-        public var tokenDType: String?
-
-        public init() {}
-
-        enum CodingKeys: String, CodingKey, CaseIterable {
-            case name, subsetName = "subset_name", numWorkers = "num_workers", numProc = "num_proc", split
-            // Extensions
-            case textFile = "text_file", tokenFile = "token_file", tokenDType = "token_dtype"
-        }
-
-        /// Names that mean the built-in corpus rather than a Hub dataset.
-        public static let embeddedNames = ["shakespeare", "embedded"]
-
-        mutating func read(_ r: ConfigReader<CodingKeys>) throws {
-            try r.read(.name, &name); try r.read(.subsetName, &subsetName)
-            try r.read(.numWorkers, &numWorkers); try r.read(.numProc, &numProc); try r.read(.split, &split)
-            try r.read(.textFile, &textFile); try r.read(.tokenFile, &tokenFile); try r.read(.tokenDType, &tokenDType)
-        }
-
-        public init(from decoder: Decoder) throws {
-            self.init()
-            try read(ConfigReader(section: "dataset", json: JSONValue(from: decoder)))
-        }
-
-        public func encode(to encoder: Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(name, forKey: .name); try c.encode(subsetName, forKey: .subsetName)
-            try c.encode(numWorkers, forKey: .numWorkers); try c.encode(numProc, forKey: .numProc)
-            try c.encode(split, forKey: .split)
-            try c.encodeIfPresent(textFile, forKey: .textFile); try c.encodeIfPresent(tokenFile, forKey: .tokenFile)
-            try c.encodeIfPresent(tokenDType, forKey: .tokenDType)
-        }
-    }
-
-    // MARK: checkpoint
-
-    public struct Checkpoint: Codable, Sendable, Equatable {
-        /// Checkpoints go to `<save_dir>/<step>` (picotron's layout).
-        public var saveDir = "ckpt"
-        /// Save every this many steps; 0 never saves (picotron would divide by zero).
-        public var saveFrequency = 0
-        /// A checkpoint directory to resume from; "" (picotron's empty value) starts fresh.
-        public var loadPath = ""
-
-        public init() {}
-
-        enum CodingKeys: String, CodingKey, CaseIterable {
-            case saveDir = "save_dir", saveFrequency = "save_frequency", loadPath = "load_path"
-        }
-
-        mutating func read(_ r: ConfigReader<CodingKeys>) throws {
-            try r.read(.saveDir, &saveDir); try r.read(.saveFrequency, &saveFrequency); try r.read(.loadPath, &loadPath)
-        }
-
-        public init(from decoder: Decoder) throws {
-            self.init()
-            try read(ConfigReader(section: "checkpoint", json: JSONValue(from: decoder)))
-        }
-    }
-
-    // MARK: logging
-
-    public struct Logging: Codable, Sendable, Equatable {
-        /// picotron logs to Weights & Biases; here metrics are printed and written to metrics_file.
-        public var useWandb = false
-        /// The wandb project in picotron; kept for picotron.
-        public var projectName = "picotron"
-        /// Names the run in printed lines (create-config sets it to the experiment name).
-        public var runName: String?
-
-        // Extensions (not in picotron):
-        /// Append one JSON line of metrics per logged step to this file (nil: print only).
-        public var metricsFile: String?
-        /// Print (and record) metrics every this many steps.
-        public var logFrequency = 1
-
-        public init() {}
-
-        enum CodingKeys: String, CodingKey, CaseIterable {
-            case useWandb = "use_wandb", projectName = "project_name", runName = "run_name"
-            // Extensions
-            case metricsFile = "metrics_file", logFrequency = "log_frequency"
-        }
-
-        mutating func read(_ r: ConfigReader<CodingKeys>) throws {
-            try r.read(.useWandb, &useWandb); try r.read(.projectName, &projectName); try r.read(.runName, &runName)
-            try r.read(.metricsFile, &metricsFile); try r.read(.logFrequency, &logFrequency)
-        }
-
-        public init(from decoder: Decoder) throws {
-            self.init()
-            try read(ConfigReader(section: "logging", json: JSONValue(from: decoder)))
-        }
-
-        public func encode(to encoder: Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(useWandb, forKey: .useWandb); try c.encode(projectName, forKey: .projectName)
-            try c.encode(runName, forKey: .runName)   // null when nil: picotron reads it directly
-            try c.encodeIfPresent(metricsFile, forKey: .metricsFile); try c.encode(logFrequency, forKey: .logFrequency)
-        }
-    }
-
-    // MARK: environment
-
-    /// Environment variables picotron's train.py exports. Values are strings, as picotron requires.
-    public struct Environment: Codable, Sendable, Equatable {
-        /// Threads per process for the math library; nil: automatic (max(1, cores / ranks in the process)).
-        public var ompNumThreads: String?
-        /// The Hugging Face tokenizers' threads; there is no such tokenizer here.
-        public var tokenizersParallelism = "false"
-        /// "1" asks picotron for flash-attention kernels (GPU only).
-        public var flashAtten = "0"
-        /// picotron's Hub token, for downloads; nothing is downloaded here.
-        public var hfToken: String?
-
-        public init() {}
-
-        enum CodingKeys: String, CodingKey, CaseIterable {
-            case ompNumThreads = "OMP_NUM_THREADS", tokenizersParallelism = "TOKENIZERS_PARALLELISM"
-            case flashAtten = "FLASH_ATTEN", hfToken = "HF_TOKEN"
-        }
-
-        /// OMP_NUM_THREADS as a number, when it is set to one.
-        public var threadsPerProcess: Int? { ompNumThreads.flatMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
-
-        mutating func read(_ r: ConfigReader<CodingKeys>) throws {
-            try r.read(.ompNumThreads, &ompNumThreads); try r.read(.tokenizersParallelism, &tokenizersParallelism)
-            try r.read(.flashAtten, &flashAtten); try r.read(.hfToken, &hfToken)
-        }
-
-        public init(from decoder: Decoder) throws {
-            self.init()
-            try read(ConfigReader(section: "environment", json: JSONValue(from: decoder)))
-        }
-
-        public func encode(to encoder: Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(ompNumThreads, forKey: .ompNumThreads)
-            try c.encode(tokenizersParallelism, forKey: .tokenizersParallelism)
-            try c.encode(flashAtten, forKey: .flashAtten); try c.encode(hfToken, forKey: .hfToken)
         }
     }
 }

@@ -2,6 +2,7 @@
 // and the fix. All broken rules are reported at once, one per line, so a user fixes the file in one go.
 //
 // Rules that need the model (heads divisible by tp, layers ≥ pp) are checked by `resolvedModelConfig()`.
+import Formats
 import Foundation
 import Llama
 

@@ -14,6 +14,7 @@
 // nanoGPT data/openwebtext/prepare.py; llm.c dev/data/data_common.py (write_datafile) and
 // llmc/dataloader.h (the header checks mirrored below).
 
+import Formats
 import Foundation
 import Llama
 

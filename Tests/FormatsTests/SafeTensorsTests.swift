@@ -3,7 +3,7 @@
 // names the file and the problem, because that line is all a user sees.
 import Foundation
 import XCTest
-@testable import Llama
+@testable import Formats
 
 final class SafeTensorsTests: XCTestCase {
     var dir: URL!
@@ -139,28 +139,6 @@ final class SafeTensorsTests: XCTestCase {
         XCTAssertEqual(try f.floats("x").map(\.bitPattern), want)
         let signalling = try open(try tensors("nan.safetensors", [("x", "F16", [1], le16([0x7C01]))]))
         XCTAssertTrue(try signalling.floats("x")[0].isNaN, "an F16 NaN with any payload stays NaN")
-    }
-
-    /// dtypes.safetensors: torch's own bf16/f16 roundings of x.f32 and torch's widening of them.
-    func testFixtureDTypesWidenLikeTorch() throws {
-        guard let fixtures = Bundle.module.url(forResource: "Fixtures", withExtension: nil),
-              FileManager.default.fileExists(atPath: fixtures.appendingPathComponent("dtypes.safetensors").path)
-        else {
-            return XCTFail("Fixtures/dtypes.safetensors is missing; generate it with scripts/make_fixtures.py")
-        }
-        let f = try open(fixtures.appendingPathComponent("dtypes.safetensors"))
-        XCTAssertEqual(try f.info("x.bf16").dtype, .bf16)
-        XCTAssertEqual(try f.info("x.f16").dtype, .f16)
-        XCTAssertEqual(try f.info("x.f32").shape, try f.info("x.bf16").shape)
-        XCTAssertEqual(try f.floats("x.f32").count, try f.info("x.f32").shape.reduce(1, *))
-        for kind in ["bf16", "f16"] {
-            let mine = try f.floats("x.\(kind)"), torch = try f.floats("x.\(kind).widened")
-            XCTAssertEqual(try f.info("x.\(kind).widened").dtype, .f32)
-            XCTAssertEqual(mine.count, torch.count)
-            for (i, (a, b)) in zip(mine, torch).enumerated() where a.bitPattern != b.bitPattern {
-                XCTAssertTrue(a.isNaN && b.isNaN, "x.\(kind)[\(i)]: widened to \(a) (\(a.bitPattern)), torch \(b)")
-            }
-        }
     }
 
     // MARK: Malformed and hostile files
@@ -380,27 +358,5 @@ extension SafeTensorsTests {
             try writeIndex(body)
             assertModelFileError(kind, file: index, mentions: mentions) { try SafeTensorsCheckpoint(directory: dir) }
         }
-    }
-}
-
-/// Runs `body`, expecting a `ModelFileError` of `kind` whose one-line message names `file` and contains
-/// every string of `mentions`. Reports the message it got when it does not.
-func assertModelFileError<T>(_ kind: ModelFileError.Kind, file: String, mentions: [String],
-                             _ body: () throws -> T, line: UInt = #line) {
-    do {
-        _ = try body()
-        XCTFail("expected a \(kind) error mentioning \(mentions), but nothing was thrown", line: line)
-    } catch let error as ModelFileError {
-        let message = error.description
-        XCTAssertEqual(error.kind, kind, "wrong kind for: \(message)", line: line)
-        XCTAssertEqual(error.file, file, "wrong file in: \(message)", line: line)
-        XCTAssertTrue(message.hasPrefix(file + ": "), "message does not start with the file: \(message)", line: line)
-        XCTAssertEqual(error.localizedDescription, message, line: line)
-        XCTAssertFalse(message.contains("\n"), "not one line: \(message)", line: line)
-        for m in mentions where !message.contains(m) {
-            XCTFail("message does not mention \(m): \(message)", line: line)
-        }
-    } catch {
-        XCTFail("expected a ModelFileError, got \(error)", line: line)
     }
 }

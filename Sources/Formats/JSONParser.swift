@@ -1,65 +1,19 @@
-// JSONValue.swift: the one JSON value every reader walks (config.json, safetensors headers and
-// indexes, picotron configs), and its parser.
+// JSONParser.swift: RFC 8259 JSON from bytes to a `JSONValue`, with the line and column of the first
+// syntax error.
 //
 // Why our own parser: Foundation's JSONDecoder on Linux says only "The given data was not valid JSON",
-// without a line or a column, and it cannot tell the reader which keys were present or what a mistyped
-// value was. This one keeps member order, reports `line:column` of the first syntax error, and lets
-// the config reader name the key path, the expected type and the value found.
+// without a line or a column, and it forgets the order of an object's members. This one keeps member
+// order and duplicates, and says where and what: "expected ',' or '}' after the value of \"seed\"".
 import Foundation
-
-/// A parsed JSON value. Objects keep their members in file order (duplicates are kept; the last wins).
-public indirect enum JSONValue: Sendable, Decodable, Equatable {
-    case null
-    case bool(Bool)
-    /// An integral literal without fraction or exponent that fits an `Int` (`4`, not `4.0` or `4e0`).
-    case int(Int)
-    case double(Double)
-    case string(String)
-    case array([JSONValue])
-    case object([(key: String, value: JSONValue)])
-
-    /// The value of `key` in an object (the last one when repeated), or nil.
-    public subscript(key: String) -> JSONValue? {
-        guard case .object(let members) = self else { return nil }
-        return members.last { $0.key == key }?.value
-    }
-
-    /// A short phrase for error messages: `the string "4"`, `the number 1.5`, `an object with 3 keys`.
-    public var summary: String {
-        switch self {
-        case .null: return "null"
-        case .bool(let b): return "\(b)"
-        case .int(let i): return "the number \(i)"
-        case .double(let d): return "the number \(d)"
-        case .string(let s): return "the string " + quoted(s)
-        case .array(let a): return "an array of \(a.count) value" + (a.count == 1 ? "" : "s")
-        case .object(let o): return "an object with \(o.count) key" + (o.count == 1 ? "" : "s")
-        }
-    }
-
-    /// Through any `Decoder` (so `JSONDecoder().decode(PicotronConfig.self, ...)` works too).
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        // Order matters: Bool before numbers, Int before Double (exactness).
-        if c.decodeNil() { self = .null
-        } else if let b = try? c.decode(Bool.self) { self = .bool(b)
-        } else if let i = try? c.decode(Int.self) { self = .int(i)
-        } else if let d = try? c.decode(Double.self) { self = .double(d)
-        } else if let s = try? c.decode(String.self) { self = .string(s)
-        } else if let a = try? c.decode([JSONValue].self) { self = .array(a)
-        } else {
-            let members = try c.decode([String: JSONValue].self).sorted { $0.key < $1.key }
-            self = .object(members.map { ($0.key, $0.value) })
-        }
-    }
-}
-
 
 /// A syntax error at a byte offset; `location(in:)` turns the offset into 1-based line and column.
 public struct JSONSyntaxError: Error {
+    /// What was expected and found, without the position: "unterminated string (missing closing '\"')".
     public let message: String
+    /// The byte offset of the problem in the parsed bytes.
     public let offset: Int
 
+    /// The 1-based line and column of `offset` in `bytes` (the bytes that were parsed).
     public func location(in bytes: [UInt8]) -> (line: Int, column: Int) {
         let before = bytes.prefix(offset)
         let line = before.reduce(1) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
@@ -75,6 +29,7 @@ public struct JSONParser {
     private var depth = 0
     private static let maxDepth = 64
 
+    /// The value `bytes` hold; throws `JSONSyntaxError` at the first mistake (an empty input is one).
     public static func parse(_ bytes: [UInt8]) throws -> JSONValue {
         var p = JSONParser(b: bytes)
         p.skipSpace()
@@ -250,59 +205,5 @@ public struct JSONParser {
             }
         }
         return Character(UnicodeScalar(high) ?? "\u{FFFD}")
-    }
-}
-
-extension JSONValue {
-    /// Parses `data`, or returns nil when it is not JSON (the readers that only need yes or no).
-    static func parse(_ data: Data) -> JSONValue? { try? JSONParser.parse([UInt8](data)) }
-
-    /// An object's members by key (the last one wins when a key repeats).
-    public var objectValue: [String: JSONValue]? {
-        guard case .object(let members) = self else { return nil }
-        return Dictionary(members, uniquingKeysWith: { _, last in last })
-    }
-
-    public var intValue: Int? {
-        if case .int(let i) = self { return i }
-        return nil
-    }
-
-    public var doubleValue: Double? {
-        switch self {
-        case .int(let i): return Double(i)
-        case .double(let d): return d
-        default: return nil
-        }
-    }
-
-    public var stringValue: String? {
-        if case .string(let s) = self { return s }
-        return nil
-    }
-
-    /// Strings, numbers and booleans as text (index metadata such as `"total_size": 538090408`).
-    public var scalarText: String? {
-        switch self {
-        case .string(let s): return s
-        case .int(let i): return "\(i)"
-        case .double(let d): return "\(d)"
-        case .bool(let b): return "\(b)"
-        default: return nil
-        }
-    }
-
-    public static func == (a: JSONValue, b: JSONValue) -> Bool {
-        switch (a, b) {
-        case (.null, .null): return true
-        case (.bool(let x), .bool(let y)): return x == y
-        case (.int(let x), .int(let y)): return x == y
-        case (.double(let x), .double(let y)): return x == y
-        case (.string(let x), .string(let y)): return x == y
-        case (.array(let x), .array(let y)): return x == y
-        case (.object(let x), .object(let y)):
-            return x.count == y.count && zip(x, y).allSatisfy { $0.key == $1.key && $0.value == $1.value }
-        default: return false
-        }
     }
 }
