@@ -31,17 +31,25 @@ struct ParallelPlan {
             hooks.anyRank = { flag in try grid.world.allReduced([flag ? 1 : 0], op: .max)[0] > 0 }
         }
 
+        // Pipeline parallelism: a stage allocates only the weights it holds (the others are empty).
+        let v = pipeline.engine == .interleaved ? pipeline.virtualStages : 1
+        let (pp, stage) = (grid.ppSize, grid.ppRank)
+        let keeps: (String) -> Bool = { name in
+            pp == 1 || owner(of: name, config: modelConfig, pp: pp, v: v) == stage
+                || (name == "model.embed_tokens.weight" && modelConfig.tieWordEmbeddings && stage == pp - 1)
+        }
+
         // Tensor parallelism: each rank builds only its shards, straight from the seed.
         let model: LlamaForCausalLM
         var tp: TensorParallelGroup?
         if grid.tpSize > 1 {
-            let made = try makeTensorParallelLlama(config: modelConfig, seed: seed, group: grid.tpGroup)
+            let made = try makeTensorParallelLlama(config: modelConfig, seed: seed, group: grid.tpGroup, keeps: keeps)
             (model, tp) = (made.model, made.group)
             hooks.globalSquaredNorm = { _ in try squaredGradNorm(of: model, group: grid.tpGroup) }
             hooks.gatherCheckpoint = { try gatherCheckpoint($0, of: model, group: grid.tpGroup) }
             hooks.scatterCheckpoint = { try scatterCheckpoint($0, into: $1, optimizer: $2, group: grid.tpGroup) }
         } else {
-            model = LlamaForCausalLM(config: modelConfig, seed: seed)
+            model = try LlamaForCausalLM(config: modelConfig, seed: seed, building: LlamaBuilder.plain.keeping(keeps))
         }
 
         // Data parallelism: disjoint data per dp rank, bucketed all-reduce overlapped with backward.
@@ -69,14 +77,19 @@ struct ParallelPlan {
             hooks.synchronizer = synchronizer(model.namedParameters)
         }
 
-        let v = pipeline.engine == .interleaved ? pipeline.virtualStages : 1
         let fullModel: () throws -> LlamaForCausalLM = {
             guard grid.tpSize > 1 || grid.ppSize > 1 else { return model }
             let full = LlamaForCausalLM(config: modelConfig, seed: seed)
             var parameters = grid.tpSize > 1 ? try gatherFullParameters(of: model, group: grid.tpGroup)
                 : model.namedParameters.map { ($0.0, $0.1.shape, $0.1.data) }
             if grid.ppSize > 1 {   // each parameter from the stage that trained it
+                let sizes = Dictionary(uniqueKeysWithValues: fullShapes(modelConfig).map { ($0.0, $0.1.reduce(1, *)) })
                 for i in parameters.indices {
+                    let n = sizes[parameters[i].name]!
+                    if parameters[i].values.count != n {   // a placeholder here: receive the whole parameter
+                        parameters[i] = (parameters[i].name, fullShapes(modelConfig).first { $0.0 == parameters[i].name }!.1,
+                                         [Float](repeating: 0, count: n))
+                    }
                     try grid.ppGroup.broadcast(&parameters[i].values,
                                                root: owner(of: parameters[i].name, config: modelConfig, pp: grid.ppSize, v: v))
                 }
