@@ -93,7 +93,7 @@ let package = Package(
             name: "picotron",
             dependencies: [
                 "TensorCore", "Distributed", "Formats", "Llama", "Training",
-                "Step1_DataParallel", "Step2_TensorParallel", "Step3_PipelineParallel",
+                "Step1_DataParallel", "Step2_TensorParallel", "Step3_PipelineParallel", "Step4_ContextParallel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 

@@ -33,14 +33,14 @@ public func applyContextParallel(to model: LlamaForCausalLM, group comm: Communi
                 : allGatherAttention(q: q, k: k, v: v, positions: positions, group: group)
         }
     }
-    let cp = Float(comm.size)
+    // The model's own loss (plain, or vocab-parallel under tensor parallelism): a mean over counted targets.
+    let (cp, mean) = (Float(comm.size), model.lossFunction)
     model.lossFunction = { logits, targets in
-        let mine = targets.filter { $0 != LlamaForCausalLM.ignoreIndex }.count
+        let mine = targets.filter { $0 != LlamaForCausalLM.ignoreIndex }.count   // n_r
         var count = [Float(mine)]
         group.run(()) { try comm.allReduce(&count, op: .sum) }                // n, the whole sequence's
-        let sum = Tensor.crossEntropy(logits, targets: targets, ignoreIndex: LlamaForCausalLM.ignoreIndex,
-                                      reduction: .sum)                        // Σ_{i∈r} ℓ_i
-        return (cp / max(count[0], 1)) * sum                                  // cp · Σ_{i∈r} ℓ_i / n
+        guard mine > 0 else { return 0 * logits.sum() }                       // nothing counted here
+        return (cp * Float(mine) / count[0]) * mean(logits, targets)          // cp · Σ_{i∈r} ℓ_i / n
     }
     return group
 }
