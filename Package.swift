@@ -45,6 +45,7 @@ let package = Package(
         .executable(name: "lesson-dp", targets: ["lesson-dp"]),
         .executable(name: "lesson-tp", targets: ["lesson-tp"]),
         .executable(name: "lesson-pp", targets: ["lesson-pp"]),
+        .executable(name: "lesson-cp", targets: ["lesson-cp"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -85,9 +86,11 @@ let package = Package(
         harness("Step1Lesson", "Step1_DataParallel"),
         harness("Step2Lesson", "Step2_TensorParallel"),
         harness("Step3Lesson", "Step3_PipelineParallel"),
+        harness("Step4Lesson", "Step4_ContextParallel"),
         lesson("lesson-dp", "Step1Lesson", "Step1_DataParallel"),
         lesson("lesson-tp", "Step2Lesson", "Step2_TensorParallel"),
         lesson("lesson-pp", "Step3Lesson", "Step3_PipelineParallel"),
+        lesson("lesson-cp", "Step4Lesson", "Step4_ContextParallel"),
 
         .executableTarget(
             name: "picotron",
@@ -107,7 +110,7 @@ let package = Package(
                     dependencies: ["Step3_PipelineParallel", "Step3Lesson", "Step1_DataParallel", "LessonTesting", "LessonKit",
                                    "ExerciseKit", "TensorCore", "Distributed", "Llama", "Training"]),
         .testTarget(name: "Step4_ContextParallelTests",
-                    dependencies: ["Step4_ContextParallel", "LessonTesting", "LessonKit", "ExerciseKit",
+                    dependencies: ["Step4_ContextParallel", "Step4Lesson", "LessonTesting", "LessonKit", "ExerciseKit",
                                    "TensorCore", "Distributed", "Llama", "Training"]),
         .testTarget(
             name: "LlamaTests", dependencies: ["Llama", "Formats", "Training", "TensorCore"],
