@@ -36,7 +36,7 @@ final class AccumulationTests: XCTestCase {
               let b = try checkGradients(every, task: "Step1.2") else { return }
         let tensors = a[0].gradients.count, floats = a[0].gradients.values.reduce(0) { $0 + $1.count }
         let (once, four) = (a[0].traffic.total(), b[0].traffic.total())
-        expectEqual(once.calls, tensors, "no-sync: all-reduces per step (one per tensor: only the last micro-batch syncs)")
+        expectEqual(once.calls, tensors, "no-sync: all-reduces per step (one per tensor)")
         expectEqual(once.bytes, 4 * floats, "no-sync: bytes per step (each gradient once)")
         expectEqual(four.calls, 4 * tensors, "syncing every micro-batch: all-reduces per step (A per tensor)")
         expectEqual(four.bytes, 4 * once.bytes, "syncing every micro-batch: bytes per step")

@@ -43,16 +43,17 @@ final class BucketTests: XCTestCase {
         if unfinished("Step1.3") { return }
         for (mb, plan) in zip([0.001, 0.02, 0.05, 0.2, 25], plans) {   // stop at the first plan with a problem
             let cap = bucketCapacity(megabytes: mb)
-            guard expectEqual(plan.flatMap { $0 }, Array(sizes.indices.reversed()), "\(mb) MB: every index once, in reverse"),
+            guard expectEqual(plan.flatMap { $0 }, Array(sizes.indices.reversed()),
+                              "\(mb) MB: every index once, in reverse"),
                   expect(!plan.contains { $0.isEmpty }, "\(mb) MB: an empty bucket in \(plan)") else { return }
             for (i, b) in plan.enumerated() {
                 let filled = b.map { sizes[$0] }.reduce(0, +)
-                guard expect(b.count == 1 || filled <= cap, "\(mb) MB: bucket \(i) \(b) holds \(filled) floats, over the "
-                             + "capacity \(cap)") else { return }
+                guard expect(b.count == 1 || filled <= cap,
+                             "\(mb) MB: bucket \(i) \(b) holds \(filled) floats, over the capacity \(cap)") else { return }
                 // A bucket closes only when the next tensor does not fit.
                 guard let next = plan.dropFirst(i + 1).first?.first else { continue }
-                guard expect(filled + sizes[next] > cap, "\(mb) MB: bucket \(i) \(b) closed with \(filled) floats although "
-                             + "tensor \(next) (\(sizes[next]) floats) still fit (capacity \(cap))") else { return }
+                guard expect(filled + sizes[next] > cap, "\(mb) MB: bucket \(i) \(b) closed with \(filled) floats "
+                             + "although tensor \(next) (\(sizes[next]) floats) still fit (capacity \(cap))") else { return }
             }
         }
         expectEqual(plans.last!.count, 1, "the lesson model (0.36 MB) fits one 25 MB bucket: buckets")

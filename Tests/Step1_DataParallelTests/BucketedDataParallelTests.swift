@@ -28,7 +28,8 @@ final class BucketedDataParallelTests: XCTestCase {
             let results = try runRanks(setup, task: "Step1.4") { model, group in
                 let watched = WatchedGroup(group)
                 let named = reversed ? Array(model.namedParameters.reversed()) : model.namedParameters
-                let w = WatchedSynchronizer(BucketedDataParallel(parameters: named, group: watched, bucketMB: 0.05), watched)
+                let bucketed = BucketedDataParallel(parameters: named, group: watched, bucketMB: 0.05)
+                let w = WatchedSynchronizer(bucketed, watched)
                 watchers.add(w)
                 return w
             }
@@ -36,7 +37,8 @@ final class BucketedDataParallelTests: XCTestCase {
             for r in results {   // stop at the first rank with a problem: one rank's messages say enough
                 guard let w = watchers[r.rank] else { return failTask("rank \(r.rank) made no synchronizer") }
                 let buckets = w.inner.buckets
-                var ok = expect(buckets.count > 2, "0.05 MB buckets: the lesson model needs several, got \(buckets.count)")
+                var ok = expect(buckets.count > 2, "0.05 MB buckets: the lesson model needs several, got "
+                                + "\(buckets.count)")
                 ok = expectEqual(r.traffic.total().calls, buckets.count,
                                  "\(order), rank \(r.rank): all-reduces in one step (one per bucket)") && ok
                 let own = setup.problem.gradients(rowList: r.rows.flatMap { $0 }).gradients
@@ -44,22 +46,24 @@ final class BucketedDataParallelTests: XCTestCase {
                 for b in buckets {
                     let launches = w.group.launches.filter { $0.buffer == ObjectIdentifier(b.buffer) }
                     guard let launch = launches.first else {
-                        failTask("\(order), rank \(r.rank): bucket \(b.index) (\(b.slots.count) tensors) was never launched: "
-                                 + "count each ready gradient and launch the bucket when the count reaches its slots")
+                        failTask("\(order), rank \(r.rank): bucket \(b.index) (\(b.slots.count) tensors) was never "
+                                 + "launched: count each ready gradient and launch the bucket when the count reaches "
+                                 + "its slots")
                         return
                     }
-                    ok = expectEqual(launches.count, 1, "\(order), rank \(r.rank): bucket \(b.index)'s launches in one step "
-                                     + "(launch once, when the bucket's last gradient is packed)") && ok
-                    ok = expect(!launch.afterBackward, "\(order), rank \(r.rank): bucket \(b.index) was launched after "
-                                + "backward ended (by finishStep's fallback): launch from the hook that completes the bucket")
-                        && ok
+                    ok = expectEqual(launches.count, 1, "\(order), rank \(r.rank): bucket \(b.index)'s launches in "
+                                     + "one step (launch once, when the bucket's last gradient is packed)") && ok
+                    ok = expect(!launch.afterBackward, "\(order), rank \(r.rank): bucket \(b.index) was launched "
+                                + "after backward ended (by finishStep's fallback): launch from the hook that completes "
+                                + "the bucket") && ok
                     if !ok { return }
                     for (s, slot) in b.slots.enumerated() {
                         let got = Array(launch.values[slot.offset ..< slot.offset + slot.count])
-                        checks.append(check(r.rank, "\(order): bucket \(b.index) slot \(s) (\(slot.name)) at launch", got: got,
-                                            want: own[slot.name]!, hint: "the bucket must hold this rank's own gradient of "
-                                            + "each slot when it is launched: pack the slot of the parameter whose hook fired "
-                                            + "(slots[s]), and launch only after the bucket's last gradient is packed"))
+                        let name = "\(order): bucket \(b.index) slot \(s) (\(slot.name)) at launch"
+                        checks.append(check(r.rank, name, got: got, want: own[slot.name]!,
+                                            hint: "the bucket must hold this rank's own gradient of each slot when it is "
+                                            + "launched: pack the slot of the parameter whose hook fired (slots[s]), and "
+                                            + "launch only after the bucket's last gradient is packed"))
                     }
                 }
                 assertPass(checks)
@@ -86,7 +90,8 @@ final class BucketedDataParallelTests: XCTestCase {
     func testGradientsAreReadOnlyAfterTheWait() throws {
         let setup = DataParallelSetup(dp: 2, microBatch: 2, strategy: .bucketed(megabytes: 0.05))
         try checkGradients(setup, task: "Step1.5") { model, group in
-            BucketedDataParallel(parameters: model.namedParameters, group: WatchedGroup(group, delay: 0.02), bucketMB: 0.05)
+            BucketedDataParallel(parameters: model.namedParameters, group: WatchedGroup(group, delay: 0.02),
+                                 bucketMB: 0.05)
         }
     }
 
@@ -100,10 +105,12 @@ final class BucketedDataParallelTests: XCTestCase {
         let threw = try InProcessRanks.run(2, timeout: 30) { world -> Bool in
             let model = setup.problem.makeModel()
             var loader = try setup.problem.loader(microBatch: 1, dpRank: world.rank, dpSize: 2)
-            let sync = BucketedDataParallel(parameters: model.namedParameters, group: WatchedGroup(world, mismatch: posted),
-                                            bucketMB: 25)
+            let group = WatchedGroup(world, mismatch: posted)
+            let sync = BucketedDataParallel(parameters: model.namedParameters, group: group, bucketMB: 25)
             defer { sync.detach() }
-            do { _ = try accumulateGradients(model: model, loader: &loader, accumulation: 1, synchronizer: sync) } catch {
+            do {
+                _ = try accumulateGradients(model: model, loader: &loader, accumulation: 1, synchronizer: sync)
+            } catch {
                 return true
             }
             return false
@@ -125,8 +132,8 @@ final class BucketedDataParallelTests: XCTestCase {
                 a.gradients.keys.sorted().filter { a.gradients[$0] != b.gradients[$0] }.map { "rank \(a.rank): \($0)" }
             }
             if let first = differ.first {
-                return failTask("\(first) and \(differ.count - 1) more gradients with \(mb) MB buckets differ from naive "
-                                + "(bit for bit): buckets must not change values")
+                return failTask("\(first) and \(differ.count - 1) more gradients with \(mb) MB buckets differ from "
+                                + "naive (bit for bit): buckets must not change values")
             }
         }
     }

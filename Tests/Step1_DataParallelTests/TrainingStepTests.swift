@@ -49,8 +49,9 @@ final class TrainingStepTests: XCTestCase {
                 assertPass(params, rank: r.rank, "\(strategy), dp \(dp), A \(A): ")
                 if !params.allSatisfy(\.passed) { return }
                 for (step, (got, want)) in zip(r.losses, reference.losses).enumerated() {
-                    guard expect(abs(got - want) <= 1e-5 * abs(want), "\(strategy), dp \(dp), rank \(r.rank): loss at step "
-                           + "\(step + 1) is \(got), single process \(want): is the loss averaged over the group (sum / dp)?") else { return }
+                    guard expect(abs(got - want) <= 1e-5 * abs(want),
+                                 "\(strategy), dp \(dp), rank \(r.rank): loss at step \(step + 1) is \(got), single "
+                                 + "process \(want): is the loss averaged over the group (sum / dp)?") else { return }
                 }
             }
         }
