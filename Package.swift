@@ -44,6 +44,7 @@ let package = Package(
         .executable(name: "picotron", targets: ["picotron"]),
         .executable(name: "lesson-dp", targets: ["lesson-dp"]),
         .executable(name: "lesson-tp", targets: ["lesson-tp"]),
+        .executable(name: "lesson-pp", targets: ["lesson-pp"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -79,16 +80,19 @@ let package = Package(
         // The lessons: one module per parallel dimension, its harness, its executable.
         step("Step1_DataParallel"),
         step("Step2_TensorParallel"),
+        step("Step3_PipelineParallel"),
         harness("Step1Lesson", "Step1_DataParallel"),
         harness("Step2Lesson", "Step2_TensorParallel"),
+        harness("Step3Lesson", "Step3_PipelineParallel"),
         lesson("lesson-dp", "Step1Lesson", "Step1_DataParallel"),
         lesson("lesson-tp", "Step2Lesson", "Step2_TensorParallel"),
+        lesson("lesson-pp", "Step3Lesson", "Step3_PipelineParallel"),
 
         .executableTarget(
             name: "picotron",
             dependencies: [
                 "TensorCore", "Distributed", "Formats", "Llama", "Training",
-                "Step1_DataParallel", "Step2_TensorParallel",
+                "Step1_DataParallel", "Step2_TensorParallel", "Step3_PipelineParallel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -98,6 +102,9 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["picotron"]),
         stepTests("Step1_DataParallelTests", "Step1_DataParallel", "Step1Lesson"),
         stepTests("Step2_TensorParallelTests", "Step2_TensorParallel", "Step2Lesson"),
+        .testTarget(name: "Step3_PipelineParallelTests",   // Step 1's buckets: data × pipeline parallelism
+                    dependencies: ["Step3_PipelineParallel", "Step3Lesson", "Step1_DataParallel", "LessonTesting", "LessonKit",
+                                   "ExerciseKit", "TensorCore", "Distributed", "Llama", "Training"]),
         .testTarget(
             name: "LlamaTests", dependencies: ["Llama", "Formats", "Training", "TensorCore"],
             resources: [.copy("Fixtures")]),

@@ -101,12 +101,23 @@ public struct LlamaBuilder {
     public var tiedHead: (_ embedding: any EmbeddingLayer) -> (any LinearLayer)?
     /// Ranks the attention heads are divided among (each rank computes heads / ranks of them).
     public var ranks: Int
+    /// Which weights (by Hugging Face name) this rank holds. The others get empty placeholders
+    /// (`[0, in]`, `[0, C]`): a pipeline stage allocates only its own layers. Norms are always made
+    /// (C floats each).
+    public var keeps: (_ name: String) -> Bool = { _ in true }
 
     public init(ranks: Int = 1,
                 linear: @escaping (_ name: String, _ out: Int, _ in: Int, _ f: ParameterFactory) throws -> any LinearLayer,
                 embedding: @escaping (_ name: String, _ vocab: Int, _ hidden: Int, _ f: ParameterFactory) throws -> any EmbeddingLayer,
                 tiedHead: @escaping (_ embedding: any EmbeddingLayer) -> (any LinearLayer)? = { _ in nil }) {
         (self.ranks, self.linear, self.embedding, self.tiedHead) = (ranks, linear, embedding, tiedHead)
+    }
+
+    /// The same builder, keeping only the weights `keeps` names.
+    public func keeping(_ keeps: @escaping (_ name: String) -> Bool) -> LlamaBuilder {
+        var b = self
+        b.keeps = keeps
+        return b
     }
 
     /// Whole layers, as `LlamaForCausalLM(config:seed:)` makes them.

@@ -45,7 +45,8 @@ public final class LlamaForCausalLM: ParameterHolder {
         let layers = try (0..<c.numHiddenLayers).map { i -> LlamaDecoderLayer in
             let p = "model.layers.\(i)."
             func linear(_ name: String, _ out: Int, _ inn: Int) throws -> any LinearLayer {
-                try builder.linear(p + name, out, inn, f)
+                builder.keeps(p + name) ? try builder.linear(p + name, out, inn, f)
+                    : Linear(weight: Tensor(shape: [0, inn], data: []))                  // not held here
             }
             let attn = LlamaAttention(
                 qProj: try linear("self_attn.q_proj.weight", c.numAttentionHeads * hd, hidden),     // [nh·hs, C]
@@ -63,9 +64,12 @@ public final class LlamaForCausalLM: ParameterHolder {
                 postAttentionLayernorm: RMSNorm(weight: f.ones(p + "post_attention_layernorm.weight", hidden), eps: eps),
                 mlp: mlp)
         }
-        let embedding = try builder.embedding("model.embed_tokens.weight", c.vocabSize, hidden, f)   // [V, C]
-        let head = c.tieWordEmbeddings ? builder.tiedHead(embedding)
-            : try builder.linear("lm_head.weight", c.vocabSize, hidden, f)                           // [V, C]
+        let (embedName, headName) = ("model.embed_tokens.weight", "lm_head.weight")
+        let embedding = builder.keeps(embedName) ? try builder.embedding(embedName, c.vocabSize, hidden, f)   // [V, C]
+            : Embedding(weight: Tensor(shape: [0, hidden], data: []))
+        let head = c.tieWordEmbeddings ? (builder.keeps(embedName) ? builder.tiedHead(embedding) : nil)
+            : builder.keeps(headName) ? try builder.linear(headName, c.vocabSize, hidden, f)                  // [V, C]
+            : Linear(weight: Tensor(shape: [0, hidden], data: []))
         self.init(config: c, embedTokens: embedding, layers: layers,
                   norm: RMSNorm(weight: f.ones("model.norm.weight", hidden), eps: eps), lmHead: head)
     }

@@ -134,3 +134,19 @@ extension Tensor {
         }
     }
 }
+
+extension Tensor {
+    /// Bytes of the tensors the recorded graphs of `roots` keep alive, each counted once: every
+    /// tensor reachable from them that is not a leaf (made by an op, held for the backward), its
+    /// values and any gradient. Parameters and inputs are leaves and are left out. A measurement
+    /// of what a forward holds until its backward runs (pipeline schedules compare it).
+    public static func graphBytes(_ roots: [Tensor]) -> Int {
+        var seen = Set<ObjectIdentifier>(), stack = roots, bytes = 0
+        while let t = stack.popLast() {
+            guard !t.isLeaf, seen.insert(ObjectIdentifier(t)).inserted else { continue }
+            bytes += 4 * (t.data.count + (t.grad?.count ?? 0))
+            stack += t.parents
+        }
+        return bytes
+    }
+}

@@ -28,6 +28,10 @@ public final class AdamW {
         public var step: Int = 0
         public var expAvg: [Float]
         public var expAvgSq: [Float]
+
+        public init(step: Int = 0, expAvg: [Float], expAvgSq: [Float]) {
+            (self.step, self.expAvg, self.expAvgSq) = (step, expAvg, expAvgSq)
+        }
     }
 
     public let parameters: [Tensor]

@@ -4,7 +4,8 @@
 //
 // Legend: P = parameters on this rank, B = micro-batch (sequences), T = sequence length, N = B·T tokens,
 // L = layers, C = hidden, qd = heads·head_dim, kvd = kv heads·head_dim, I = intermediate, V = vocabulary,
-// tp/dp = tensor/data-parallel sizes. Everything is float32 (4 bytes).
+// tp/dp/pp = tensor/data/pipeline-parallel sizes. Everything is float32 (4 bytes). With pp > 1, L is
+// the busiest stage's ⌈L/pp⌉ layers and the activations are those of the micro-batches it holds.
 //
 //   P             = (V·C·(1 if tied else 2) + L·(2·C·qd + 2·C·kvd + 3·C·I)) / tp + L·2C + C
 //                   (every matrix is cut over tp, RMSNorm weights are replicated)
@@ -43,27 +44,50 @@ public struct MemoryEstimate: Sendable, Equatable {
     public var parametersPerRank: Double
 
     /// The estimate for a rank of a run with these sizes (see the formula at the top of the file).
-    public init(model c: LlamaConfig, microBatchSize: Int, sequenceLength: Int, tp: Int = 1, dp: Int = 1) {
-        let (tp, C, L) = (Double(max(1, tp)), Double(c.hiddenSize), Double(c.numHiddenLayers))
+    /// - Parameters:
+    ///   - pp: pipeline stages; the estimate is the busiest stage's: ⌈L/pp⌉ layers, one V·C matrix
+    ///     (the embedding, or the head) where one process holds two when untied.
+    ///   - heldMicroBatches: how many micro-batches' activations a stage keeps at once (1 without a
+    ///     pipeline; AFAB all of the step's, 1F1B up to pp; see `heldMicroBatches(…)`).
+    public init(model c: LlamaConfig, microBatchSize: Int, sequenceLength: Int, tp: Int = 1, dp: Int = 1,
+                pp: Int = 1, heldMicroBatches: Double = 1) {
+        let (tp, C) = (Double(max(1, tp)), Double(c.hiddenSize))
+        let L = (Double(c.numHiddenLayers) / Double(max(1, pp))).rounded(.up)
         let (V, I) = (Double(c.vocabSize), Double(c.intermediateSize))
         let qd = Double(c.numAttentionHeads) * Double(c.headDim)
         let kvd = Double(c.numKeyValueHeads) * Double(c.headDim)
-        let cut = V * C * (c.tieWordEmbeddings ? 1 : 2) + L * (2 * C * qd + 2 * C * kvd + 3 * C * I)
+        let cut = V * C * (c.tieWordEmbeddings || pp > 1 ? 1 : 2) + L * (2 * C * qd + 2 * C * kvd + 3 * C * I)
         let p = cut / tp + L * 2 * C + C
         let n = Double(microBatchSize) * Double(sequenceLength)
         parametersPerRank = p
         weights = 4 * p
         gradients = 4 * p
         optimizer = 8 * p
-        activations = 4 * n * (L * (6 * C + 3 * (qd + kvd + I) / tp) + 2 * C + 3 * V / tp) + 16 * n
+        activations = heldMicroBatches * (4 * n * (L * (6 * C + 3 * (qd + kvd + I) / tp) + 2 * C + 3 * V / tp) + 16 * n)
         communication = dp > 1 ? 4 * p : 0
     }
 
     /// The estimate for a rank of `config`'s run with its resolved `model`.
     public init(config: PicotronConfig, model: LlamaConfig) {
+        let d = config.distributed, a = config.training.gradientAccumulationSteps
         self.init(model: model, microBatchSize: config.training.microBatchSize,
-                  sequenceLength: config.training.seqLength, tp: config.distributed.tpSize,
-                  dp: config.distributed.dpSize)
+                  sequenceLength: config.training.seqLength, tp: d.tpSize, dp: d.dpSize, pp: d.ppSize,
+                  heldMicroBatches: Self.heldMicroBatches(engine: d.ppEngine, pp: d.ppSize, microBatches: a,
+                                                          virtualStages: d.ppVirtualStages))
+    }
+
+    /// Micro-batches of a stage's activations alive at once, stage 0 (the most): without a pipeline
+    /// 1 (accumulation frees each graph after its backward); AFAB all M; 1F1B min(M, pp); interleaved
+    /// 2(pp − 1) + (v − 1)·pp + 1 chunks of 1/v of a stage each.
+    public static func heldMicroBatches(engine: String, pp: Int, microBatches m: Int, virtualStages v: Int) -> Double {
+        guard pp > 1 else { return 1 }
+        switch engine {
+        case "afab": return Double(m)
+        case "interleaved":
+            let chunks: Int = min(m * v, 2 * (pp - 1) + (v - 1) * pp + 1)
+            return Double(chunks) / Double(max(1, v))
+        default: return Double(min(m, pp))
+        }
     }
 
     /// Bytes per rank, all components.

@@ -55,6 +55,13 @@ public struct ParallelHooks {
     public var gatherCheckpoint: ((_ local: CheckpointContents) throws -> CheckpointContents)?
     public var scatterCheckpoint: ((_ whole: CheckpointContents, _ model: LlamaForCausalLM, _ optimizer: AdamW) throws -> Void)?
     public var worldSize = 1
+    /// The parameters this rank trains, by Hugging Face name (nil: all of the model's). A pipeline
+    /// stage holds only its layers; the optimizer, clipping and checkpoints see these.
+    public var parameters: [(String, Tensor)]?
+    /// Runs one step's forwards and backwards of this rank's micro-batches instead of the plain
+    /// loop (a pipeline schedule), leaving synchronised gradients; returns this rank's mean loss
+    /// of the micro-batches, or nil when it computes none (pipeline stages before the last).
+    public var schedule: ((_ microBatches: [Batch], _ model: LlamaForCausalLM) throws -> Float?)?
     /// Whether any rank of the world says yes (an all-reduce of a flag): ranks must agree to stop
     /// after the same step, and a signal reaches them at different moments.
     public var anyRank: (Bool) throws -> Bool = { $0 }
@@ -65,6 +72,8 @@ public struct ParallelHooks {
 public final class Trainer {
     public let model: LlamaForCausalLM
     public let optimizer: AdamW
+    /// What this rank trains (`parallel.parameters`, or the whole model).
+    public let parameters: [(String, Tensor)]
     public private(set) var loader: MicroBatchLoader
     public let options: TrainOptions
     public let parallel: ParallelHooks
@@ -83,7 +92,8 @@ public final class Trainer {
         self.model = model
         self.options = o
         self.parallel = parallel
-        optimizer = AdamW(parameters: model.parameters, hyper: o.hyper)
+        parameters = parallel.parameters ?? model.namedParameters
+        optimizer = AdamW(parameters: parameters.map(\.1), hyper: o.hyper)
         let schedule = LearningRateSchedule(peak: o.hyper.lr, minimum: o.minLearningRate,
                                             warmupSteps: o.warmupSteps, totalSteps: o.steps)
         var loaderState: LoaderState?
@@ -148,20 +158,27 @@ public final class Trainer {
     public func step() throws -> (loss: Float, gradNorm: Double, lr: Double) {
         let a = options.gradientAccumulation
         let lr = state.schedule.rate(at: state.step + 1)
-        var lossSum: Float = 0
-        for micro in 0..<a {
-            let batch = loader.next()                                                 // [B, T] each
-            let logits = model.logits(batch.inputs, batch: batch.batchSize, length: batch.sequenceLength,
-                                      positions: batch.positions)                     // [B, T, V]
-            let loss = model.lossFunction(logits, batch.targets)                      // mean over B·T
-            lossSum += loss.item
-            parallel.synchronizer?.beforeBackward(microBatch: micro, of: a)
-            loss.backward(seed: 1 / Float(a))   // the step's gradient is the mean over its A micro-batches
+        let batches = (0..<a).map { _ in loader.next() }                                   // [B, T] each
+        let localLoss: Float
+        if let schedule = parallel.schedule {
+            localLoss = try schedule(batches, model) ?? 0   // the schedule synchronises, too
+        } else {
+            var lossSum: Float = 0
+            for (micro, batch) in batches.enumerated() {
+                let logits = model.logits(batch.inputs, batch: batch.batchSize, length: batch.sequenceLength,
+                                          positions: batch.positions)                     // [B, T, V]
+                let loss = model.lossFunction(logits, batch.targets)                      // mean over B·T
+                lossSum += loss.item
+                parallel.synchronizer?.beforeBackward(microBatch: micro, of: a)
+                loss.backward(seed: 1 / Float(a))   // the step's gradient is the mean over its A micro-batches
+            }
+            try parallel.synchronizer?.finishStep()
+            localLoss = lossSum / Float(a)
         }
-        try parallel.synchronizer?.finishStep()
-        let norm = GradientClipping.clip(model.parameters, maxNorm: options.maxGradNorm,
-                                         globalSquaredNorm: try parallel.globalSquaredNorm(model.parameters))
-        let loss = try parallel.averageOverDataParallel(lossSum / Float(a))
+        let weights = parameters.map(\.1)
+        let norm = GradientClipping.clip(weights, maxNorm: options.maxGradNorm,
+                                         globalSquaredNorm: try parallel.globalSquaredNorm(weights))
+        let loss = try parallel.averageOverDataParallel(localLoss)
         // Both numbers are the same on every rank (reduced), so every rank stops here together, and
         // the weights are still those of the last good step: never let the optimizer apply NaN.
         guard loss.isFinite, norm.isFinite else {
@@ -266,7 +283,8 @@ public final class Trainer {
 
     /// Writes a checkpoint of the current state. Every rank calls it; the main rank writes.
     public func save(to dir: URL) throws {
-        let local = CheckpointContents(model: model, optimizer: optimizer, trainer: state)
+        let local = CheckpointContents(config: model.config, parameters: parameters.map { ($0.0, $0.1.shape, $0.1.data) },
+                                       optimizer: optimizer.state, trainer: state)
         let whole = try parallel.gatherCheckpoint?(local) ?? local
         guard parallel.isMainRank else { lastSavedStep = state.step; return }
         try Checkpoint.save(whole, to: dir)

@@ -3,12 +3,14 @@ import Foundation
 import Llama
 import Step1_DataParallel
 import Step2_TensorParallel
+import Step3_PipelineParallel
 import TensorCore
 import Training
 
 /// How one rank takes part in a run: its (possibly parallelised) model and the loop's hooks.
 /// Each lesson's module supplies its piece; this is the one place they are put together, in
-/// picotron's order: tensor parallelism cuts the model, data parallelism averages its gradients.
+/// picotron's order: tensor parallelism cuts the layers, pipeline parallelism splits them into
+/// stages, data parallelism averages the gradients.
 struct ParallelPlan {
     let model: LlamaForCausalLM
     let hooks: ParallelHooks
@@ -16,11 +18,11 @@ struct ParallelPlan {
     /// calls it; the result is meaningful on tensor-parallel rank 0.
     let fullModel: () throws -> LlamaForCausalLM
 
-    static func make(grid: ProcessGrid, modelConfig: LlamaConfig, seed: UInt64, bucketMB: Double) throws -> ParallelPlan {
-        for (name, size, lesson) in [("pp_size", grid.ppSize, "3 (pipeline)"), ("cp_size", grid.cpSize, "4 (context)")]
-        where size > 1 {
-            throw TrainingError.config("distributed.\(name) \(size): this dimension arrives with lesson \(lesson); "
-                                       + "set \(name) to 1 for now")
+    static func make(grid: ProcessGrid, modelConfig: LlamaConfig, seed: UInt64, bucketMB: Double,
+                     pipeline: PipelinePlan) throws -> ParallelPlan {
+        if grid.cpSize > 1 {
+            throw TrainingError.config("distributed.cp_size \(grid.cpSize): context parallelism arrives with lesson 4; "
+                                       + "set cp_size to 1 for now")
         }
         var hooks = ParallelHooks()
         hooks.isMainRank = grid.worldRank == 0
@@ -29,35 +31,69 @@ struct ParallelPlan {
             hooks.anyRank = { flag in try grid.world.allReduced([flag ? 1 : 0], op: .max)[0] > 0 }
         }
 
+        // Pipeline parallelism: a stage allocates only the weights it holds (the others are empty).
+        let v = pipeline.engine == .interleaved ? pipeline.virtualStages : 1
+        let (pp, stage) = (grid.ppSize, grid.ppRank)
+        let keeps: (String) -> Bool = { name in
+            pp == 1 || owner(of: name, config: modelConfig, pp: pp, v: v) == stage
+                || (name == "model.embed_tokens.weight" && modelConfig.tieWordEmbeddings && stage == pp - 1)
+        }
+
         // Tensor parallelism: each rank builds only its shards, straight from the seed.
         let model: LlamaForCausalLM
         var tp: TensorParallelGroup?
         if grid.tpSize > 1 {
-            let made = try makeTensorParallelLlama(config: modelConfig, seed: seed, group: grid.tpGroup)
+            let made = try makeTensorParallelLlama(config: modelConfig, seed: seed, group: grid.tpGroup, keeps: keeps)
             (model, tp) = (made.model, made.group)
             hooks.globalSquaredNorm = { _ in try squaredGradNorm(of: model, group: grid.tpGroup) }
             hooks.gatherCheckpoint = { try gatherCheckpoint($0, of: model, group: grid.tpGroup) }
             hooks.scatterCheckpoint = { try scatterCheckpoint($0, into: $1, optimizer: $2, group: grid.tpGroup) }
         } else {
-            model = LlamaForCausalLM(config: modelConfig, seed: seed)
+            model = try LlamaForCausalLM(config: modelConfig, seed: seed, building: LlamaBuilder.plain.keeping(keeps))
         }
 
         // Data parallelism: disjoint data per dp rank, bucketed all-reduce overlapped with backward.
         // (With context parallelism this becomes the cp+dp group, as in picotron.)
-        var sync: GradientSynchronizer?
+        // With pipeline parallelism it averages only the stage's parameters, and the schedule runs it.
+        func synchronizer(_ parameters: [(String, Tensor)]) -> GradientSynchronizer? {
+            var sync: GradientSynchronizer?
+            if grid.dpSize > 1 {
+                sync = BucketedDataParallel(parameters: parameters, group: grid.dpGroup, bucketMB: bucketMB)
+            }
+            if let tp { sync = TensorParallelErrors(group: tp, then: sync) }
+            return sync
+        }
         if grid.dpSize > 1 {
             hooks.dpRank = grid.dpRank
             hooks.dpSize = grid.dpSize
-            sync = BucketedDataParallel(parameters: model.namedParameters, group: grid.dpGroup, bucketMB: bucketMB)
             hooks.averageOverDataParallel = { try averageLoss($0, over: grid.dpGroup) }
         }
-        if let tp { sync = TensorParallelErrors(group: tp, then: sync) }
-        hooks.synchronizer = sync
+        // Pipeline parallelism: this rank's stage of the layers, run by a schedule (which runs the
+        // synchronizer of the stage's parameters); otherwise the loop runs one for the whole model.
+        if grid.ppSize > 1 {
+            try ParallelPlan.pipeline(pipeline, model: model, grid: grid, tp: grid.tpSize > 1 ? grid.tpGroup : nil,
+                                      sync: synchronizer, hooks: &hooks)
+        } else {
+            hooks.synchronizer = synchronizer(model.namedParameters)
+        }
 
         let fullModel: () throws -> LlamaForCausalLM = {
-            guard grid.tpSize > 1 else { return model }
+            guard grid.tpSize > 1 || grid.ppSize > 1 else { return model }
             let full = LlamaForCausalLM(config: modelConfig, seed: seed)
-            let parameters = try gatherFullParameters(of: model, group: grid.tpGroup)
+            var parameters = grid.tpSize > 1 ? try gatherFullParameters(of: model, group: grid.tpGroup)
+                : model.namedParameters.map { ($0.0, $0.1.shape, $0.1.data) }
+            if grid.ppSize > 1 {   // each parameter from the stage that trained it
+                let sizes = Dictionary(uniqueKeysWithValues: fullShapes(modelConfig).map { ($0.0, $0.1.reduce(1, *)) })
+                for i in parameters.indices {
+                    let n = sizes[parameters[i].name]!
+                    if parameters[i].values.count != n {   // a placeholder here: receive the whole parameter
+                        parameters[i] = (parameters[i].name, fullShapes(modelConfig).first { $0.0 == parameters[i].name }!.1,
+                                         [Float](repeating: 0, count: n))
+                    }
+                    try grid.ppGroup.broadcast(&parameters[i].values,
+                                               root: owner(of: parameters[i].name, config: modelConfig, pp: grid.ppSize, v: v))
+                }
+            }
             for ((name, p), gathered) in zip(full.namedParameters, parameters) {
                 precondition(name == gathered.name, "gathered \(gathered.name) where \(name) was expected")
                 p.data = gathered.values

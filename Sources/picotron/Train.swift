@@ -5,6 +5,7 @@ import Foundation
 import Llama
 import Step1_DataParallel
 import TensorCore
+import Step3_PipelineParallel
 import Training
 
 /// `picotron train`: the main job.
@@ -34,6 +35,10 @@ struct Train: ParsableCommand {
     @Option(parsing: .unconditional, help: "Tokens per sequence (training.seq_length).") var seqLen: Int?
     @Option(parsing: .unconditional, help: "Data-parallel size (distributed.dp_size).") var dp: Int?
     @Option(parsing: .unconditional, help: "Tensor-parallel size (distributed.tp_size).") var tp: Int?
+    @Option(parsing: .unconditional, help: "Pipeline-parallel stages (distributed.pp_size).") var pp: Int?
+    @Option(help: "Pipeline schedule: afab, 1f1b or interleaved (distributed.pp_engine).") var ppEngine: String?
+    @Option(parsing: .unconditional, help: "Chunks of layers per stage for --pp-engine interleaved (distributed.pp_virtual_stages).")
+    var ppVirtualStages: Int?
     @Option(parsing: .unconditional, help: "Data-parallel all-reduce bucket size in MB (PyTorch DDP's default is 25).") var bucketMb: Double = 25
     @Option(parsing: .unconditional, help: "In-process ranks to start (default: dp × pp × cp × tp); ignored under mpirun.") var ranks: Int?
 
@@ -53,6 +58,9 @@ struct Train: ParsableCommand {
                                              gradAccSteps: gradAcc, seqLength: seqLen, dp: dp, tp: tp,
                                              saveDir: saveDir, loadPath: loadPath, metricsFile: metricsOut))
         if let model { cfg.model.name = model }
+        if let pp { cfg.distributed.ppSize = pp }
+        if let ppEngine { cfg.distributed.ppEngine = ppEngine }
+        if let ppVirtualStages { cfg.distributed.ppVirtualStages = ppVirtualStages }
         if let logEvery { cfg.logging.logFrequency = logEvery }
         if let text { cfg.dataset.textFile = text; cfg.dataset.tokenFile = nil }
         if let tokenFile { cfg.dataset.tokenFile = tokenFile; cfg.dataset.textFile = nil }
@@ -62,6 +70,7 @@ struct Train: ParsableCommand {
         try cfg.validate()
         for note in notes { print(note) }
         let modelConfig = try cfg.resolvedModelConfig()
+        try Self.checkPipeline(cfg, layers: modelConfig.numHiddenLayers)
         if !Launcher.isUnderMPI { try InProcessWorld.checkSize(ranks ?? cfg.worldSize) }   // before any work
         // Before anything is allocated: a run that cannot fit is refused with the numbers and the fix.
         let ranksSharingMemory = Launcher.isUnderMPI ? Launcher.mpiProcessesOnThisMachine : (ranks ?? cfg.worldSize)
@@ -96,6 +105,24 @@ struct Train: ParsableCommand {
         if let stopped = StopRequest.exitStatus { throw ExitCode(stopped) }
     }
 
+    /// The pipeline's rules that need the model: interleaved stages hold pp · v chunks of layers, and
+    /// take micro-batches in groups of pp.
+    static func checkPipeline(_ cfg: PicotronConfig, layers: Int) throws {
+        let d = cfg.distributed, a = cfg.training.gradientAccumulationSteps
+        guard d.ppSize > 1, d.ppEngine == PipelineEngine.interleaved.rawValue else { return }
+        let (pp, v) = (d.ppSize, d.ppVirtualStages)
+        guard v >= 1, pp * v <= layers else {
+            throw RunError("distributed.pp_virtual_stages \(v) × pp_size \(pp) = \(pp * v) chunks, but the model has "
+                           + "\(layers) layers: every chunk needs one; use pp_virtual_stages \(max(1, layers / pp)) or less")
+        }
+        guard a % pp == 0 else {
+            let below = a / pp * pp, above = below + pp
+            throw RunError("training.gradient_accumulation_steps \(a) is not a multiple of distributed.pp_size \(pp): the "
+                           + "interleaved schedule runs micro-batches in groups of pp; use \(below > 0 ? "\(below) or " : "")"
+                           + "\(above) (--grad-acc), or --pp-engine 1f1b")
+        }
+    }
+
     /// The run folder exists before anything is written into it (the loss curve, metrics and
     /// checkpoints may each be configured elsewhere, but it always holds the loss curve).
     static func makeRunFolder(_ dir: URL) throws {
@@ -121,9 +148,14 @@ struct Train: ParsableCommand {
         let d = cfg.distributed
         let grid = try ProcessGrid(dp: d.dpSize, pp: d.ppSize, cp: d.cpSize, tp: d.tpSize, world: world)
         let out = RankPrinter(world)
+        let engine = PipelineEngine(rawValue: d.ppEngine) ?? .oneFOneB   // validated with the config
+        let pipeline = PipelinePlan(engine: engine, virtualStages: d.ppVirtualStages,
+                                    microBatches: options.gradientAccumulation, microBatchSize: options.microBatchSize,
+                                    sequenceLength: options.sequenceLength)
         let plan = try ParallelPlan.make(grid: grid, modelConfig: modelConfig, seed: UInt64(options.seed),
-                                         bucketMB: bucketMB)
-        out.rank0("model: \(cfg.model.name), \(plan.model.parameterCount) parameters on this rank; "
+                                         bucketMB: bucketMB, pipeline: pipeline)
+        let held = (plan.hooks.parameters ?? plan.model.namedParameters).reduce(0) { $0 + $1.1.count }
+        out.rank0("model: \(cfg.model.name), \(held) parameters on this rank; "
                   + "data: \(dataset.name), \(dataset.count) tokens")
         out.rank0(String(format: "grid: %@; %ld steps × %ld tokens; out: %@; sgemm peak per rank %.1f GFLOP/s",
                          grid.description, options.steps, cfg.tokensPerStep, runDir.path, options.peakGFLOPSPerRank))

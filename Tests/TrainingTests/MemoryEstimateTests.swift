@@ -36,6 +36,24 @@ final class MemoryEstimateTests: XCTestCase {
                        "no buckets without data parallelism")
     }
 
+    /// pp 2: the busiest stage holds layers 0–1 and one V·C matrix (the embedding; the head is the
+    /// other stage's), and its activations are those of the micro-batches its schedule keeps.
+    func testAPipelineStageHoldsItsLayersAndItsScheduleSActivations() {
+        let model = LlamaForCausalLM(config: micro, seed: 1)
+        let stage0 = model.namedParameters.filter { name, _ in
+            name.hasPrefix("model.embed_tokens.") || name.hasPrefix("model.layers.0.") || name.hasPrefix("model.layers.1.")
+        }.reduce(0) { $0 + $1.1.count }
+        let e = MemoryEstimate(model: micro, microBatchSize: 4, sequenceLength: 32, pp: 2)
+        XCTAssertEqual(e.parametersPerRank, Double(stage0 + micro.hiddenSize), "stage 0's own, and the final norm's C")
+        XCTAssertEqual(MemoryEstimate.heldMicroBatches(engine: "afab", pp: 4, microBatches: 8, virtualStages: 2), 8)
+        XCTAssertEqual(MemoryEstimate.heldMicroBatches(engine: "1f1b", pp: 4, microBatches: 8, virtualStages: 2), 4)
+        XCTAssertEqual(MemoryEstimate.heldMicroBatches(engine: "interleaved", pp: 4, microBatches: 8, virtualStages: 2), 5.5,
+                       "11 chunks of half a stage (lesson-pp measures 11 on stage 0)")
+        let one = MemoryEstimate(model: micro, microBatchSize: 4, sequenceLength: 32, pp: 2, heldMicroBatches: 1)
+        let afab = MemoryEstimate(model: micro, microBatchSize: 4, sequenceLength: 32, pp: 2, heldMicroBatches: 8)
+        XCTAssertEqual(afab.activations, 8 * one.activations, accuracy: 1e-9 * afab.activations)
+    }
+
     func testARunLargerThanTheMachineIsRefusedWithItsNumbers() throws {
         let e = MemoryEstimate(model: micro, microBatchSize: 100_000_000, sequenceLength: 128)
         XCTAssertThrowsError(try e.check(ranks: 2, available: 24 * 1024 * 1024 * 1024)) { error in

@@ -37,11 +37,12 @@ public func gatherFullParameters(of model: LlamaForCausalLM, group: Communicator
 
 /// The squared L2 norm of all gradients of the full model: Σ over cut parameters is summed
 /// over the tp group (each rank holds different values); replicated ones (the norms, whose
-/// gradients are equal on every rank) are counted once. A collective over `group`.
-public func squaredGradNorm(of model: LlamaForCausalLM, group: Communicator) throws -> Double {
+/// gradients are equal on every rank) are counted once. A collective over `group`. `only`
+/// restricts it to those parameters (a pipeline stage's own).
+public func squaredGradNorm(of model: LlamaForCausalLM, group: Communicator, only: Set<String>? = nil) throws -> Double {
     let specs = tensorParallelSpecs(of: model, group: group)
     var cut: Double = 0, replicated: Double = 0
-    for (name, p) in model.namedParameters {
+    for (name, p) in model.namedParameters where only?.contains(name) ?? true {
         guard let g = p.grad else { continue }
         let s = g.reduce(0.0) { $0 + Double($1) * Double($1) }
         if specs[name]!.cut == .replicated { replicated += s } else { cut += s }

@@ -113,7 +113,9 @@ func useVocabParallelLoss(_ model: LlamaForCausalLM, group: TensorParallelGroup,
 
 /// Builds this rank's tensor-parallel Llama straight from the seed, never materialising a full
 /// weight: every shard equals the slice of `LlamaForCausalLM(config:seed:)`'s parameter.
-public func makeTensorParallelLlama(config c: LlamaConfig, seed: UInt64, group comm: Communicator)
+/// `keeps` names the weights this rank holds (a pipeline stage's); the others are empty placeholders.
+public func makeTensorParallelLlama(config c: LlamaConfig, seed: UInt64, group comm: Communicator,
+                                    keeps: @escaping (String) -> Bool = { _ in true })
     throws -> (model: LlamaForCausalLM, group: TensorParallelGroup) {
     try checkTensorParallel(c, tp: comm.size)
     let group = TensorParallelGroup(comm)
@@ -139,7 +141,7 @@ public func makeTensorParallelLlama(config c: LlamaConfig, seed: UInt64, group c
             let vocab = embedding as! VocabParallelEmbedding
             return ColumnParallelLinear(shard: vocab.weight, spec: vocab.spec, group: group, sharesWeight: true)
         })
-    let model = try LlamaForCausalLM(config: c, seed: seed, building: builder)
+    let model = try LlamaForCausalLM(config: c, seed: seed, building: builder.keeping(keeps))
     useVocabParallelLoss(model, group: group, gatherLogits: false)
     return (model, group)
 }

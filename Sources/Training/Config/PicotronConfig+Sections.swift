@@ -13,6 +13,7 @@ extension PicotronConfig {
     public struct Distributed: PicotronConfigSection {
         public var tpSize = 1, cpSize = 1, ppSize = 1, dpSize = 1
         public var ppEngine = "1f1b"
+        public var ppVirtualStages = 2
         public var backend = "gloo"
         public var useCPU = true
 
@@ -24,8 +25,8 @@ extension PicotronConfig {
                   + "attention)."),
             .init("pp_size", \.ppSize, "Pipeline stages: each holds a contiguous run of layers."),
             .init("dp_size", \.dpSize, "Data-parallel replicas: each sees different micro-batches."),
-            .init("pp_engine", \.ppEngine, "Pipeline schedule: \"1f1b\" (one forward, one backward) or \"afab\" "
-                  + "(all forwards, then all backwards)."),
+            .init("pp_engine", \.ppEngine, "Pipeline schedule: \"1f1b\" (one forward, one backward), \"afab\" "
+                  + "(all forwards, then all backwards) or \"interleaved\" (1F1B over virtual stages)."),
             .init("use_cpu", \.useCPU, "picotron's device switch. This implementation always runs on the CPU.",
                   note: { cpu, _ in cpu ? nil : ConfigNote("this implementation always runs on the CPU") }),
             .init("backend", \.backend, "picotron's process-group backend, kept for picotron (which derives it from "
@@ -35,10 +36,12 @@ extension PicotronConfig {
                           : ConfigNote("ignored (picotron also derives it from use_cpu); "
                                        + "ranks talk through MPI under mpirun, or are threads of one process")
                   }),
+            .init("pp_virtual_stages", \.ppVirtualStages, "Chunks of layers per pipeline stage for the interleaved "
+                  + "engine (Megatron's virtual stages): the bubble shrinks by this factor.", extension: true),
         ]
 
         /// The pipeline schedules `pp_engine` may name.
-        public static let ppEngines = ["1f1b", "afab"]
+        public static let ppEngines = ["1f1b", "afab", "interleaved"]
 
         /// Ranks in the run: dp × pp × cp × tp.
         public var worldSize: Int { dpSize * ppSize * cpSize * tpSize }

@@ -1,0 +1,128 @@
+// Pipeline parallelism in the trainer: the stage (or interleaved chunks) of this rank, its
+// schedule in place of the plain micro-batch loop, the loss and gradient norm of the whole
+// pipeline, and checkpoints that hold the whole model under any layout (each parameter is
+// broadcast over the pipeline group by the stage that holds it; resuming takes each stage's own).
+// Legend: pp = stages, v = chunks per stage, A = micro-batches per step, B = micro-batch size,
+// T = sequence length, C = hidden.
+
+import Distributed
+import Foundation
+import Llama
+import Step2_TensorParallel
+import Step3_PipelineParallel
+import TensorCore
+import Training
+
+/// How a run pipelines: the engine, the chunks per stage, the micro-batch shape.
+struct PipelinePlan {
+    var engine: PipelineEngine
+    var virtualStages: Int
+    var microBatches: Int, microBatchSize: Int, sequenceLength: Int
+}
+
+extension ParallelPlan {
+    /// Puts this rank's pipeline stage into `hooks`: its parameters, its schedule (which runs `sync`,
+    /// data parallelism over the stage's parameters), the loss and norm over the pipeline group, and
+    /// checkpoints gathered over it. `tp` is the tensor-parallel group when the layers are cut.
+    static func pipeline(_ plan: PipelinePlan, model: LlamaForCausalLM, grid: ProcessGrid, tp: Communicator?,
+                         sync makeSync: ([(String, Tensor)]) -> GradientSynchronizer?,
+                         hooks: inout ParallelHooks) throws {
+        let (pp, v, s) = (grid.ppSize, plan.engine == .interleaved ? plan.virtualStages : 1, grid.ppRank)
+        let chunks = (0 ..< v).map {
+            PipelineStage(model: model, stage: $0 * pp + s, stages: pp * v, microBatches: plan.microBatches)
+        }
+        let link = PipelineLink(group: grid.ppGroup, count: plan.microBatchSize * plan.sequenceLength * model.config.hiddenSize)
+        let probe = PipelineStep(chunks: chunks, link: link)
+        let stageParameters = probe.namedParameters
+        let step = PipelineStep(chunks: chunks, link: link, synchronizer: makeSync(stageParameters))
+        hooks.parameters = stageParameters
+        hooks.synchronizer = nil   // the schedule runs it, around its own backwards
+        hooks.schedule = { batches, _ in
+            try step.run(batches.map { MicroBatch(inputs: $0.inputs, targets: $0.targets, batch: $0.batchSize,
+                                                  length: $0.sequenceLength, positions: $0.positions) },
+                         engine: plan.engine)
+        }
+        // The loss lives on the stage that computes it: a sum over the pipeline puts it everywhere.
+        let averageOverDP = hooks.averageOverDataParallel
+        hooks.averageOverDataParallel = { try averageOverDP(try grid.ppGroup.allReduced([$0], op: .sum)[0]) }
+        // The norm counts every parameter once: a tied embedding's head copy (last stage) is left out.
+        let tiedCopy = model.config.tieWordEmbeddings && !chunks.contains { $0.isFirst }
+        let counted = Set(stageParameters.map(\.0).filter { !(tiedCopy && $0 == "model.embed_tokens.weight") })
+        hooks.globalSquaredNorm = { _ in
+            let local = try tp.map { try squaredGradNorm(of: model, group: $0, only: counted) }
+                ?? GradientClipping.localSquaredNorm(stageParameters.filter { counted.contains($0.0) }.map(\.1))
+            return Double(try grid.ppGroup.allReduced([Float(local)], op: .sum)[0])
+        }
+        let gatherTP = hooks.gatherCheckpoint
+        hooks.gatherCheckpoint = { local in
+            try gatherPipeline(try gatherTP?(local) ?? local, config: model.config, group: grid.ppGroup,
+                               owner: { owner(of: $0, config: model.config, pp: pp, v: v) })
+        }
+        hooks.scatterCheckpoint = { whole, model, optimizer in
+            let specs = tp.map { tensorParallelSpecs(of: model, group: $0) }
+            let index = Dictionary(uniqueKeysWithValues: whole.parameters.enumerated().map { ($0.element.name, $0.offset) })
+            var states = [AdamW.State]()
+            for (name, p) in stageParameters {
+                guard let i = index[name] else { throw TrainingError.checkpoint("the checkpoint has no \(name)") }
+                let slice = { (x: [Float]) in specs?[name]?.slice(x) ?? x }
+                p.data = slice(whole.parameters[i].values)
+                var state = whole.optimizer[i]
+                (state.expAvg, state.expAvgSq) = (slice(state.expAvg), slice(state.expAvgSq))
+                states.append(state)
+            }
+            try optimizer.restore(states)
+        }
+    }
+
+    /// The pipeline stage (group rank) that holds parameter `name`: a layer's stage under the split
+    /// of L layers into pp · v chunks; the embedding on stage 0; the final norm and head on the
+    /// stage of the last chunk (pp − 1).
+    static func owner(of name: String, config: LlamaConfig, pp: Int, v: Int) -> Int {
+        if name.hasPrefix("model.layers."), let i = Int(name.split(separator: ".")[2]) {
+            let chunk = (0 ..< pp * v).first { stageLayers(layers: config.numHiddenLayers, stages: pp * v, stage: $0).contains(i) }!
+            return chunk % pp
+        }
+        return name.hasPrefix("model.embed_tokens.") ? 0 : pp - 1
+    }
+
+    /// Whole checkpoint contents from every stage's share: in the model's order, each parameter and
+    /// its AdamW moments broadcast by the stage that holds it. A collective over the pipeline group.
+    static func gatherPipeline(_ local: CheckpointContents, config: LlamaConfig, group: Communicator,
+                               owner: (String) -> Int) throws -> CheckpointContents {
+        let mine = Dictionary(uniqueKeysWithValues: local.parameters.enumerated().map { ($0.element.name, $0.offset) })
+        var whole = CheckpointContents(config: local.config, parameters: [], optimizer: [], trainer: local.trainer)
+        for (name, shape) in fullShapes(config) {
+            let o = owner(name), n = shape.reduce(1, *)
+            var values = [Float](repeating: 0, count: 3 * n + 1)              // [weights | m | v | step]
+            if group.rank == o, let i = mine[name] {
+                let st = local.optimizer[i]
+                values = local.parameters[i].values + st.expAvg + st.expAvgSq + [Float(st.step)]
+            }
+            try group.broadcast(&values, root: o)
+            whole.parameters.append((name, shape, Array(values[0 ..< n])))
+            whole.optimizer.append(AdamW.State(step: Int(values[3 * n]), expAvg: Array(values[n ..< 2 * n]),
+                                               expAvgSq: Array(values[2 * n ..< 3 * n])))
+        }
+        return whole
+    }
+
+    /// Every parameter of the whole model with its shape, in `namedParameters` order.
+    static func fullShapes(_ c: LlamaConfig) -> [(String, [Int])] {
+        let (h, hd, i) = (c.hiddenSize, c.headDim, c.intermediateSize)
+        var all: [(String, [Int])] = [("model.embed_tokens.weight", [c.vocabSize, h])]
+        for l in 0 ..< c.numHiddenLayers {
+            let p = "model.layers.\(l)."
+            all += [(p + "input_layernorm.weight", [h]),
+                    (p + "self_attn.q_proj.weight", [c.numAttentionHeads * hd, h]),
+                    (p + "self_attn.k_proj.weight", [c.numKeyValueHeads * hd, h]),
+                    (p + "self_attn.v_proj.weight", [c.numKeyValueHeads * hd, h]),
+                    (p + "self_attn.o_proj.weight", [h, c.numAttentionHeads * hd]),
+                    (p + "post_attention_layernorm.weight", [h]),
+                    (p + "mlp.gate_proj.weight", [i, h]), (p + "mlp.up_proj.weight", [i, h]),
+                    (p + "mlp.down_proj.weight", [h, i])]
+        }
+        all.append(("model.norm.weight", [h]))
+        if !c.tieWordEmbeddings { all.append(("lm_head.weight", [c.vocabSize, h])) }
+        return all
+    }
+}

@@ -1,0 +1,176 @@
+// The order in which a stage runs the forwards and backwards of a step's M micro-batches.
+// Both schedules share one forward step and one backward step; only the order differs.
+// Legend: pp = stages, s = this stage, M = micro-batches per step, F m / B m = forward /
+// backward of micro-batch m.
+//
+//   AFAB (GPipe): F0 F1 … F(M−1), then B0 B1 … B(M−1). Simple; every stage holds the activations
+//       of all M micro-batches until its backwards start.
+//   1F1B: warm-up of pp − s − 1 forwards, then one forward and one backward in turn, then the
+//       remaining backwards: a stage holds at most pp − s micro-batches of activations.
+//   Both idle (pp − 1) of every (M + pp − 1) time slots per stage: the bubble.
+//   Interleaved 1F1B (PipelineInterleaved.swift): v chunks of layers per stage, the bubble / v.
+//
+// After the last backward: the tied-embedding gradients are summed between the first and last
+// stage, and data parallelism synchronises (its synchronizer was told which backward is the last).
+// ### References
+// Huang et al., GPipe, https://arxiv.org/abs/1811.06965 ·
+// Narayanan et al., PipeDream-Flush (1F1B), https://arxiv.org/abs/1806.03377 ·
+// picotron, pipeline_parallel/pipeline_parallel.py (train_step_pipeline_afab / _1f1b)
+
+import Distributed
+import Foundation
+import TensorCore
+import Training
+
+/// Which schedule a stage runs.
+public enum PipelineEngine: String, CaseIterable, Sendable {
+    case afab, oneFOneB = "1f1b", interleaved
+}
+
+/// One rank's step: its stage (or, interleaved, its chunks: virtual stages), its links, the data
+/// parallelism that averages its gradients, and a record of what it did when (for the pictures).
+public final class PipelineStep {
+    /// The model chunks this rank runs, in order: one for AFAB and 1F1B, v when interleaved
+    /// (chunk k of stage s is virtual stage k · pp + s).
+    public let chunks: [PipelineStage]
+    public let link: PipelineLink
+    public let synchronizer: GradientSynchronizer?
+    public let trace = TimelineRecorder()
+    /// Activations held at the moment: the forwards whose backward has not run yet.
+    public private(set) var held = 0, peakHeld = 0
+    /// When true, every forward measures the bytes the held activations' graphs keep alive.
+    public var measureMemory = false
+    /// The most bytes of activations held at once in the last step (with `measureMemory`).
+    public private(set) var peakActivationBytes = 0
+    var micro: [MicroBatch] = []
+    var saved: [Int: StageActivation] = [:]       // by micro-batch · chunks + chunk
+    var losses: [Float] = []
+
+    public init(chunks: [PipelineStage], link: PipelineLink, synchronizer: GradientSynchronizer? = nil) {
+        precondition(!chunks.isEmpty, "a stage runs at least one chunk")
+        (self.chunks, self.link, self.synchronizer) = (chunks, link, synchronizer)
+    }
+
+    public convenience init(stage: PipelineStage, link: PipelineLink, synchronizer: GradientSynchronizer? = nil) {
+        self.init(chunks: [stage], link: link, synchronizer: synchronizer)
+    }
+
+    /// The stage of a non-interleaved pipeline.
+    public var stage: PipelineStage { chunks[0] }
+
+    /// Every parameter this rank holds and steps, once each (a tied embedding's two copies are
+    /// one parameter on a single stage).
+    public var namedParameters: [(String, Tensor)] {
+        var seen = Set<String>()
+        return chunks.flatMap(\.namedParameters).filter { seen.insert($0.0).inserted }
+    }
+
+    /// Forward of micro-batch m on chunk k; its input is `received` or, when nil, taken from the link.
+    func forwardStep(_ m: Int, chunk k: Int = 0, received: [Float]? = nil) throws -> StageActivation {
+        let stage = chunks[k]
+        let input = stage.isFirst ? nil : try received ?? waiting("wait F\(m)") { try link.receiveForward() }
+        let start = Timeline.now()
+        let a = stage.forward(micro[m], received: input)
+        trace.record(.init(label("F", m, k), start: start, end: Timeline.now(), kind: .compute))
+        saved[m * chunks.count + k] = a
+        held += 1
+        peakHeld = max(peakHeld, held)
+        if measureMemory { peakActivationBytes = max(peakActivationBytes, Tensor.graphBytes(saved.values.map(\.output))) }
+        if stage.isLast { losses.append(a.output.item * Float(stage.microBatches)) }
+        return a
+    }
+
+    /// Backward of micro-batch m on chunk k, from `gradient` or, when nil, the link; releases its
+    /// activations and returns ∂L/∂input for the previous stage.
+    func backwardStep(_ m: Int, chunk k: Int = 0, gradient: [Float]? = nil) throws -> [Float]? {
+        let stage = chunks[k]
+        let g = stage.isLast ? nil : try gradient ?? waiting("wait B\(m)") { try link.receiveBackward() }
+        // A parameter's last backward of the step is micro-batch M − 1 of its chunk: that one synchronises.
+        synchronizer?.beforeBackward(microBatch: m, of: micro.count)
+        let start = Timeline.now()
+        let dx = stage.backward(saved.removeValue(forKey: m * chunks.count + k)!, gradient: g)
+        trace.record(.init(label("B", m, k), start: start, end: Timeline.now(), kind: .compute))
+        held -= 1
+        return dx
+    }
+
+    func label(_ what: String, _ m: Int, _ k: Int) -> String { chunks.count == 1 ? "\(what)\(m)" : "\(what)\(m).\(k)" }
+
+    /// Runs `body` (a blocking receive) and records the wait.
+    func waiting<T>(_ label: String, _ body: () throws -> T) throws -> T {
+        let start = Timeline.now()
+        defer { trace.record(.init(label, start: start, end: Timeline.now(), kind: .waiting)) }
+        return try body()
+    }
+
+    /// One optimizer step's forwards and backwards of `microBatches` with `engine`. Returns the
+    /// mean loss of the micro-batches on the rank that computes the loss (nil elsewhere). The
+    /// gradients are then the single process's for the whole batch; the caller steps the optimizer.
+    public func run(_ microBatches: [MicroBatch], engine: PipelineEngine) throws -> Float? {
+        precondition(microBatches.count == stage.microBatches, "the stages divide losses by \(stage.microBatches)")
+        precondition(engine == .interleaved || chunks.count == 1, "AFAB and 1F1B run one chunk per stage")
+        (micro, saved, losses, held, peakHeld, peakActivationBytes) = (microBatches, [:], [], 0, 0, 0)
+        trace.reset()
+        switch engine {
+        case .afab: try allForwardAllBackward()
+        case .oneFOneB: try oneForwardOneBackward()
+        case .interleaved: try interleavedOneForwardOneBackward()
+        }
+        try synchronizer?.finishStep()     // dp: every copy averaged over its data-parallel group …
+        try sumTiedEmbeddingGradients()    // … then the two copies of a tied embedding summed
+        return losses.isEmpty ? nil : losses.reduce(0, +) / Float(losses.count)
+    }
+
+    /// AFAB: every forward, then every backward.
+    func allForwardAllBackward() throws {
+        for m in micro.indices {
+            let a = try forwardStep(m)
+            if !stage.isLast { try link.sendForward(a.output.data) }
+        }
+        for m in micro.indices {
+            if let dx = try backwardStep(m) { try link.sendBackward(dx) }
+        }
+    }
+
+    /// 1F1B: warm-up forwards, one forward and one backward in turn, then the last backwards.
+    func oneForwardOneBackward() throws {
+        let count = micro.count
+        let warmup = min(stage.stages - stage.stage - 1, count), steady = count - warmup
+        // Warm-up
+        for m in 0 ..< warmup {
+            let a = try forwardStep(m)
+            if !stage.isLast { try link.sendForward(a.output.data) }
+        }
+        // Steady state: forward m, then backward of the oldest held micro-batch, m − warm-up.
+        var next: [Float]?
+        for k in 0 ..< steady {
+            let m = warmup + k
+            let a = try forwardStep(m, received: k == 0 || stage.isFirst ? nil : next)
+            let g = stage.isLast ? nil : try link.sendForwardReceiveBackward(a.output.data)
+            let dx = try backwardStep(k, gradient: g)
+            if let dx {
+                if k == steady - 1 { try link.sendBackward(dx) } else { next = try link.sendBackwardReceiveForward(dx) }
+            }
+        }
+        // Cool-down
+        for m in steady ..< count {
+            if let dx = try backwardStep(m) { try link.sendBackward(dx) }
+        }
+    }
+
+    /// Tied embeddings: the first stage's embedding and the last stage's head copy of it add
+    /// their gradients, so both take the same optimizer step.
+    func sumTiedEmbeddingGradients() throws {
+        let first = chunks.contains { $0.isFirst }, last = chunks.contains { $0.isLast }
+        guard stage.model.config.tieWordEmbeddings, link.stages > 1, first || last,
+              let w = namedParameters.first(where: { $0.0 == "model.embed_tokens.weight" })?.1 else { return }
+        let mine = w.grad ?? [Float](repeating: 0, count: w.count)
+        let other = first ? link.stages - 1 : 0
+        let sent = try link.group.isend(mine, to: other, tag: 3)
+        let theirs = try link.group.irecv(count: w.count, from: other, tag: 3).wait()
+        try sent.wait()
+        // Add in a fixed order (first stage's + last stage's) so both copies are bit-identical.
+        let (a, b) = first ? (mine, theirs) : (theirs, mine)
+        w.grad = zip(a, b).map { $0 + $1 }
+    }
+}
