@@ -48,7 +48,7 @@ while IFS=$'\t' read -r id task filter title; do
     if [[ $status == 0 ]]; then
         echo "SURVIVED $id ($title): $filter passed"
         survived=$((survived + 1))
-    elif grep -E "^.+:[0-9]+: error: " "$out" | grep -qE "$pattern"; then
+    elif grep -E "^.+:[0-9]+: error: " "$out" | grep -E "$pattern" >/dev/null; then   # not -q: the first grep must finish
         kill[$task]=$(( ${kill[$task]:-0} + 1 ))
         killed=$((killed + 1))
     else

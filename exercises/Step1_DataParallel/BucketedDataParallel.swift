@@ -86,8 +86,11 @@ public final class BucketedDataParallel: GradientSynchronizer {
         let backwardEnd = Timeline.now()
         recorder.record(.init("backward", start: backwardStart, end: backwardEnd, kind: .compute))
         // A bucket whose hook never completed it (a parameter unused by this backward): launch it
-        // now, so every rank still makes the same calls.
-        if syncThisBackward { for b in buckets where b.inFlight == nil && b.readyCount > 0 { launchReduction(b) } }
+        // now, so every rank still makes the same calls. Not after a failed launch: posting again
+        // would make a call no peer matches, and the rank would stall until the timeout.
+        if syncThisBackward && failure == nil {
+            for b in buckets where b.inFlight == nil && b.readyCount > 0 { launchReduction(b) }
+        }
         completeReductions()
         recorder.record(.init("wait", start: backwardEnd, end: Timeline.now(), kind: .waiting))
         if let failure {
