@@ -11,6 +11,7 @@
 // Exact, but every rank holds the whole sequence's K and V: O(T) memory per rank.
 
 import Distributed
+import Foundation
 import TensorCore
 
 /// The context-parallel group as attention sees it: collectives inside forward and backward cannot
@@ -18,6 +19,18 @@ import TensorCore
 public final class ContextGroup {
     public let comm: Communicator
     var failure: Error?
+    /// The most key/value floats one attention call held at once (the lesson compares all-gather
+    /// with ring): measured where the arrays are made.
+    public internal(set) var peakKeyValueFloats = 0
+    /// Milliseconds spent in attention kernels (not waiting for blocks): the causal work measured.
+    public internal(set) var computeMilliseconds = 0.0
+
+    /// Runs `body` and adds its time to `computeMilliseconds`.
+    func timed<T>(_ body: () -> T) -> T {
+        let start = DispatchTime.now().uptimeNanoseconds
+        defer { computeMilliseconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6 }
+        return body()
+    }
     public init(_ comm: Communicator) { self.comm = comm }
     public var rank: Int { comm.rank }
     public var size: Int { comm.size }
@@ -56,9 +69,10 @@ public func allGatherAttention(q: Tensor, k: Tensor, v: Tensor, positions: [[Int
     }
     let kAll = sorted(group.run([Float](repeating: 0, count: cp * k.count)) { try group.comm.allGather(k.data) })  // [B, T, nkv, hs]
     let vAll = sorted(group.run([Float](repeating: 0, count: cp * v.count)) { try group.comm.allGather(v.data) })  // [B, T, nkv, hs]
+    group.peakKeyValueFloats = max(group.peakKeyValueFloats, kAll.count + vAll.count)      // the whole sequence's
     let s = AttentionKernel.Shape(batch: b, queryLength: tl, keyLength: t, heads: q.shape[2], kvHeads: nkv, headDim: hs)
     let mask = AttentionMask.causal(queryPositions: positions[group.rank], keyPositions: Array(0 ..< t))
-    let (out, lse) = AttentionKernel.forward(s, mask: mask, q: q.data, k: kAll, v: vAll)        // [B, Tl, nh, hs]
+    let (out, lse) = group.timed { AttentionKernel.forward(s, mask: mask, q: q.data, k: kAll, v: vAll) }   // [B, Tl, nh, hs]
     return Tensor.custom(inputs: [q, k, v], shape: q.shape, data: out) { dOut in
         var dq = [Float](repeating: 0, count: q.count)
         var dk = [Float](repeating: 0, count: kAll.count), dv = [Float](repeating: 0, count: vAll.count)

@@ -64,11 +64,12 @@ public func ringAttention(q: Tensor, k: Tensor, v: Tensor, positions: [[Int]], g
     var out = [Float](repeating: 0, count: q.count)                    // [B, Tl, nh, hs]
     var lse = [Float](repeating: -Float.infinity, count: b * nh * tl)  // [B, nh, Tl]
     var block = k.data + v.data                                         // the block in hand: [K | V]
+    group.peakKeyValueFloats = max(group.peakKeyValueFloats, 2 * block.count)   // in hand, and the one arriving
     for j in 0 ..< cp {
         let owner = (r - j + cp) % cp
         let work = {
             guard let mask = ringMask(queries: positions[r], keys: positions[owner]) else { return }   // the future
-            let (o2, l2) = AttentionKernel.forward(s, mask: mask, q: q.data, k: Array(block[..<n]), v: Array(block[n...]))
+            let (o2, l2) = group.timed { AttentionKernel.forward(s, mask: mask, q: q.data, k: Array(block[..<n]), v: Array(block[n...])) }
             mergeAttention(&out, &lse, o2, l2, batch: b, queries: tl, heads: nh, headDim: hs)
         }
         if j < cp - 1 { block = pass(block, while: work) } else { work() }
