@@ -45,6 +45,7 @@ let package = Package(
         .executable(name: "lesson-dp", targets: ["lesson-dp"]),
         .executable(name: "lesson-tp", targets: ["lesson-tp"]),
         .executable(name: "lesson-pp", targets: ["lesson-pp"]),
+        .executable(name: "lesson-cp", targets: ["lesson-cp"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -81,18 +82,21 @@ let package = Package(
         step("Step1_DataParallel"),
         step("Step2_TensorParallel"),
         step("Step3_PipelineParallel"),
+        step("Step4_ContextParallel"),
         harness("Step1Lesson", "Step1_DataParallel"),
         harness("Step2Lesson", "Step2_TensorParallel"),
         harness("Step3Lesson", "Step3_PipelineParallel"),
+        harness("Step4Lesson", "Step4_ContextParallel"),
         lesson("lesson-dp", "Step1Lesson", "Step1_DataParallel"),
         lesson("lesson-tp", "Step2Lesson", "Step2_TensorParallel"),
         lesson("lesson-pp", "Step3Lesson", "Step3_PipelineParallel"),
+        lesson("lesson-cp", "Step4Lesson", "Step4_ContextParallel"),
 
         .executableTarget(
             name: "picotron",
             dependencies: [
                 "TensorCore", "Distributed", "Formats", "Llama", "Training",
-                "Step1_DataParallel", "Step2_TensorParallel", "Step3_PipelineParallel",
+                "Step1_DataParallel", "Step2_TensorParallel", "Step3_PipelineParallel", "Step4_ContextParallel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -105,6 +109,9 @@ let package = Package(
         .testTarget(name: "Step3_PipelineParallelTests",   // Step 1's buckets: data × pipeline parallelism
                     dependencies: ["Step3_PipelineParallel", "Step3Lesson", "Step1_DataParallel", "LessonTesting", "LessonKit",
                                    "ExerciseKit", "TensorCore", "Distributed", "Llama", "Training"]),
+        .testTarget(name: "Step4_ContextParallelTests",
+                    dependencies: ["Step4_ContextParallel", "Step4Lesson", "LessonTesting", "LessonKit", "ExerciseKit",
+                                   "TensorCore", "Distributed", "Llama", "Training"]),
         .testTarget(
             name: "LlamaTests", dependencies: ["Llama", "Formats", "Training", "TensorCore"],
             resources: [.copy("Fixtures")]),

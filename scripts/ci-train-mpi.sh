@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `picotron train` under mpirun prints the losses of a single process on the same global batch:
 # data parallel (dp 2), tensor parallel (tp 2) and both (dp 2 × tp 2 on 4 processes); pipeline
-# parallel (pp 2 with each engine, 2 micro-batches of 4) and dp 2 × pp 2.
+# parallel (pp 2 with each engine, 2 micro-batches of 4) and dp 2 × pp 2; context parallel (cp 2,
+# zigzag ring attention) and cp 2 × dp 2.
 # Usage: scripts/ci-train-mpi.sh BUILD_DIR   (the folder holding the built picotron)
 set -euo pipefail
 bin="${1:?usage: scripts/ci-train-mpi.sh BUILD_DIR}/picotron"
@@ -36,4 +37,6 @@ check pp 2 --pp 2 --mbs 4 --grad-acc 2
 check ppafab 2 --pp 2 --pp-engine afab --mbs 4 --grad-acc 2
 check ppinterleaved 2 --pp 2 --pp-engine interleaved --mbs 4 --grad-acc 2
 check dppp 4 --dp 2 --pp 2 --mbs 2 --grad-acc 2
+check cp 2 --cp 2 --mbs 8
+check cpdp 4 --cp 2 --dp 2 --mbs 4
 exit $status

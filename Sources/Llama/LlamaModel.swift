@@ -11,6 +11,12 @@ public final class LlamaAttention: ParameterHolder {
     /// Heads this instance computes (all of them here; a tensor-parallel rank's share there).
     public var heads, kvHeads: Int
     public let headDim: Int
+    /// The attention itself: q `[B, T, nh, hs]`, k and v `[B, T, nkv, hs]` → `[B, T, nh, hs]`.
+    /// Context parallelism replaces it (ring attention sees the other ranks' keys); the mask holds
+    /// the tokens' global positions.
+    public var attend: (_ q: Tensor, _ k: Tensor, _ v: Tensor, _ mask: AttentionMask) -> Tensor = { q, k, v, mask in
+        Tensor.attention(q: q, k: k, v: v, mask: mask).out
+    }
 
     public init(qProj: any LinearLayer, kProj: any LinearLayer, vProj: any LinearLayer, oProj: any LinearLayer,
                 heads: Int, kvHeads: Int, headDim: Int) {
@@ -24,7 +30,7 @@ public final class LlamaAttention: ParameterHolder {
         let q = qProj.forward(x).reshaped([b, t, heads, headDim]).rope(rope)      // [B, T, nh, hs]
         let k = kProj.forward(x).reshaped([b, t, kvHeads, headDim]).rope(rope)    // [B, T, nkv, hs]
         let v = vProj.forward(x).reshaped([b, t, kvHeads, headDim])               // [B, T, nkv, hs]
-        let y = Tensor.attention(q: q, k: k, v: v, mask: mask).out                 // [B, T, nh, hs]
+        let y = attend(q, k, v, mask)                                              // [B, T, nh, hs]
         return oProj.forward(y.reshaped([b, t, heads * headDim]))                  // [B, T, C]
     }
 

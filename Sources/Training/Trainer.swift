@@ -58,6 +58,9 @@ public struct ParallelHooks {
     /// The parameters this rank trains, by Hugging Face name (nil: all of the model's). A pipeline
     /// stage holds only its layers; the optimizer, clipping and checkpoints see these.
     public var parameters: [(String, Tensor)]?
+    /// This rank's part of each micro-batch the loader reads (context parallelism: its tokens of
+    /// every sequence, with their positions). Nil: the whole micro-batch.
+    public var prepareBatch: ((Batch) -> Batch)?
     /// Runs one step's forwards and backwards of this rank's micro-batches instead of the plain
     /// loop (a pipeline schedule), leaving synchronised gradients; returns this rank's mean loss
     /// of the micro-batches, or nil when it computes none (pipeline stages before the last).
@@ -158,7 +161,7 @@ public final class Trainer {
     public func step() throws -> (loss: Float, gradNorm: Double, lr: Double) {
         let a = options.gradientAccumulation
         let lr = state.schedule.rate(at: state.step + 1)
-        let batches = (0..<a).map { _ in loader.next() }                                   // [B, T] each
+        let batches = (0..<a).map { _ in parallel.prepareBatch.map { $0(loader.next()) } ?? loader.next() }   // [B, T] each
         let localLoss: Float
         if let schedule = parallel.schedule {
             localLoss = try schedule(batches, model) ?? 0   // the schedule synchronises, too

@@ -4,13 +4,14 @@ import Llama
 import Step1_DataParallel
 import Step2_TensorParallel
 import Step3_PipelineParallel
+import Step4_ContextParallel
 import TensorCore
 import Training
 
 /// How one rank takes part in a run: its (possibly parallelised) model and the loop's hooks.
 /// Each lesson's module supplies its piece; this is the one place they are put together, in
 /// picotron's order: tensor parallelism cuts the layers, pipeline parallelism splits them into
-/// stages, data parallelism averages the gradients.
+/// stages, context parallelism replaces attention, data parallelism averages over the cp+dp group.
 struct ParallelPlan {
     let model: LlamaForCausalLM
     let hooks: ParallelHooks
@@ -19,11 +20,7 @@ struct ParallelPlan {
     let fullModel: () throws -> LlamaForCausalLM
 
     static func make(grid: ProcessGrid, modelConfig: LlamaConfig, seed: UInt64, bucketMB: Double,
-                     pipeline: PipelinePlan) throws -> ParallelPlan {
-        if grid.cpSize > 1 {
-            throw TrainingError.config("distributed.cp_size \(grid.cpSize): context parallelism arrives with lesson 4; "
-                                       + "set cp_size to 1 for now")
-        }
+                     pipeline: PipelinePlan, context: ContextPlan = ContextPlan()) throws -> ParallelPlan {
         var hooks = ParallelHooks()
         hooks.isMainRank = grid.worldRank == 0
         hooks.worldSize = grid.worldSize
@@ -52,22 +49,28 @@ struct ParallelPlan {
             model = try LlamaForCausalLM(config: modelConfig, seed: seed, building: LlamaBuilder.plain.keeping(keeps))
         }
 
+        // Context parallelism: attention over the cp group, each rank its tokens of every sequence.
+        let cp = grid.cpSize > 1 ? ParallelPlan.context(context, model: model, grid: grid, hooks: &hooks) : nil
+
         // Data parallelism: disjoint data per dp rank, bucketed all-reduce overlapped with backward.
-        // (With context parallelism this becomes the cp+dp group, as in picotron.)
+        // With context parallelism over the cp+dp group (every cp rank saw other tokens of the same
+        // sequences), as in picotron, but also when dp is 1 (picotron forgets that case).
         // With pipeline parallelism it averages only the stage's parameters, and the schedule runs it.
+        let averaging = grid.cpSize > 1 ? grid.cpDPGroup : grid.dpGroup
         func synchronizer(_ parameters: [(String, Tensor)]) -> GradientSynchronizer? {
             var sync: GradientSynchronizer?
-            if grid.dpSize > 1 {
-                sync = BucketedDataParallel(parameters: parameters, group: grid.dpGroup, bucketMB: bucketMB)
+            if averaging.size > 1 {
+                sync = BucketedDataParallel(parameters: parameters, group: averaging, bucketMB: bucketMB)
             }
+            if let cp { sync = ContextParallelErrors(group: cp, then: sync) }
             if let tp { sync = TensorParallelErrors(group: tp, then: sync) }
             return sync
         }
         if grid.dpSize > 1 {
             hooks.dpRank = grid.dpRank
             hooks.dpSize = grid.dpSize
-            hooks.averageOverDataParallel = { try averageLoss($0, over: grid.dpGroup) }
         }
+        if averaging.size > 1 { hooks.averageOverDataParallel = { try averageLoss($0, over: averaging) } }
         // Pipeline parallelism: this rank's stage of the layers, run by a schedule (which runs the
         // synchronizer of the stage's parameters); otherwise the loop runs one for the whole model.
         if grid.ppSize > 1 {

@@ -6,6 +6,7 @@ import Llama
 import Step1_DataParallel
 import TensorCore
 import Step3_PipelineParallel
+import Step4_ContextParallel
 import Training
 
 /// `picotron train`: the main job.
@@ -36,6 +37,10 @@ struct Train: ParsableCommand {
     @Option(parsing: .unconditional, help: "Data-parallel size (distributed.dp_size).") var dp: Int?
     @Option(parsing: .unconditional, help: "Tensor-parallel size (distributed.tp_size).") var tp: Int?
     @Option(parsing: .unconditional, help: "Pipeline-parallel stages (distributed.pp_size).") var pp: Int?
+    @Option(parsing: .unconditional, help: "Context-parallel ranks: each holds seq/cp tokens of every sequence (distributed.cp_size).")
+    var cp: Int?
+    @Option(help: "Which tokens each cp rank holds: zigzag or contiguous (distributed.cp_layout).") var cpLayout: String?
+    @Option(help: "Context-parallel attention: ring or allgather (distributed.cp_attention).") var cpAttention: String?
     @Option(help: "Pipeline schedule: afab, 1f1b or interleaved (distributed.pp_engine).") var ppEngine: String?
     @Option(parsing: .unconditional, help: "Chunks of layers per stage for --pp-engine interleaved (distributed.pp_virtual_stages).")
     var ppVirtualStages: Int?
@@ -59,6 +64,9 @@ struct Train: ParsableCommand {
                                              saveDir: saveDir, loadPath: loadPath, metricsFile: metricsOut))
         if let model { cfg.model.name = model }
         if let pp { cfg.distributed.ppSize = pp }
+        if let cp { cfg.distributed.cpSize = cp }
+        if let cpLayout { cfg.distributed.cpLayout = cpLayout }
+        if let cpAttention { cfg.distributed.cpAttention = cpAttention }
         if let ppEngine { cfg.distributed.ppEngine = ppEngine }
         if let ppVirtualStages { cfg.distributed.ppVirtualStages = ppVirtualStages }
         if let logEvery { cfg.logging.logFrequency = logEvery }
@@ -151,9 +159,12 @@ struct Train: ParsableCommand {
         let engine = PipelineEngine(rawValue: d.ppEngine) ?? .oneFOneB   // validated with the config
         let pipeline = PipelinePlan(engine: engine, virtualStages: d.ppVirtualStages,
                                     microBatches: options.gradientAccumulation, microBatchSize: options.microBatchSize,
-                                    sequenceLength: options.sequenceLength)
+                                    sequenceLength: options.sequenceLength / d.cpSize)   // a stage sends its cp share
+        let context = ContextPlan(layout: ContextLayout(rawValue: d.cpLayout) ?? .zigzag,
+                                  attention: ContextAttention(rawValue: d.cpAttention) ?? .ring,
+                                  sequenceLength: options.sequenceLength)
         let plan = try ParallelPlan.make(grid: grid, modelConfig: modelConfig, seed: UInt64(options.seed),
-                                         bucketMB: bucketMB, pipeline: pipeline)
+                                         bucketMB: bucketMB, pipeline: pipeline, context: context)
         let held = (plan.hooks.parameters ?? plan.model.namedParameters).reduce(0) { $0 + $1.1.count }
         out.rank0("model: \(cfg.model.name), \(held) parameters on this rank; "
                   + "data: \(dataset.name), \(dataset.count) tokens")

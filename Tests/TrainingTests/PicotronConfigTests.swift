@@ -232,7 +232,9 @@ final class PicotronConfigTests: XCTestCase {
             (#"{"training": {"learning_rate": -1e-3}}"#, ["training.learning_rate is -0.001"]),
             (#"{"training": {"max_tokens": 0}}"#, ["training.max_tokens is 0"]),
             (#"{"training": {"seq_length": 10}, "distributed": {"cp_size": 4}}"#,
-             ["training.seq_length 10 is not divisible by distributed.cp_size 4", "multiple of 4"]),
+             ["training.seq_length 10 is not divisible by 2 × distributed.cp_size 4 = 8", "use 8 or 16"]),
+            (#"{"training": {"seq_length": 10}, "distributed": {"cp_size": 4, "cp_layout": "contiguous"}}"#,
+             ["training.seq_length 10 is not divisible by distributed.cp_size 4", "use 8 or 12"]),
             (#"{"training": {"lr_schedule": "linear"}}"#, [#"training.lr_schedule is "linear""#, #""cosine""#]),
             (#"{"training": {"min_lr": 1.0}}"#, ["training.min_lr is 1.0", "between 0 and learning_rate"]),
             (#"{"training": {"adam_beta2": 1.0}}"#, ["training.adam_beta2 is 1.0", "[0, 1)"]),
@@ -335,7 +337,7 @@ final class PicotronConfigTests: XCTestCase {
         XCTAssertEqual(config.model, before.model)
         try config.validate()
         config.apply(overrides: ConfigOverrides(seqLength: 15))
-        assertThrows(["training.seq_length 15 is not divisible by distributed.cp_size 2"]) { try config.validate() }
+        assertThrows(["training.seq_length 15 is not divisible by 2 × distributed.cp_size 2 = 4"]) { try config.validate() }
     }
 
     // MARK: create-config

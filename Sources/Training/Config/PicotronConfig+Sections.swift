@@ -14,6 +14,7 @@ extension PicotronConfig {
         public var tpSize = 1, cpSize = 1, ppSize = 1, dpSize = 1
         public var ppEngine = "1f1b"
         public var ppVirtualStages = 2
+        public var cpLayout = "zigzag", cpAttention = "ring"
         public var backend = "gloo"
         public var useCPU = true
 
@@ -36,12 +37,18 @@ extension PicotronConfig {
                           : ConfigNote("ignored (picotron also derives it from use_cpu); "
                                        + "ranks talk through MPI under mpirun, or are threads of one process")
                   }),
+            .init("cp_layout", \.cpLayout, "How context parallelism deals a sequence's tokens: \"zigzag\" (chunks r and "
+                  + "2·cp − 1 − r, balanced causal work) or \"contiguous\".", extension: true),
+            .init("cp_attention", \.cpAttention, "Context-parallel attention: \"ring\" (K/V blocks around the ring, "
+                  + "O(T/cp) memory) or \"allgather\" (every rank gathers all K/V).", extension: true),
             .init("pp_virtual_stages", \.ppVirtualStages, "Chunks of layers per pipeline stage for the interleaved "
                   + "engine (Megatron's virtual stages): the bubble shrinks by this factor.", extension: true),
         ]
 
         /// The pipeline schedules `pp_engine` may name.
         public static let ppEngines = ["1f1b", "afab", "interleaved"]
+        /// What `cp_layout` and `cp_attention` may name.
+        public static let cpLayouts = ["zigzag", "contiguous"], cpAttentions = ["ring", "allgather"]
 
         /// Ranks in the run: dp × pp × cp × tp.
         public var worldSize: Int { dpSize * ppSize * cpSize * tpSize }

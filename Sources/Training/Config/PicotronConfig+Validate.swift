@@ -31,6 +31,8 @@ extension PicotronConfig {
             atLeast("distributed.\(key)", value, 1, "1 means no parallelism along that dimension")
         }
         oneOf("distributed.pp_engine", d.ppEngine, Distributed.ppEngines)
+        oneOf("distributed.cp_layout", d.cpLayout, Distributed.cpLayouts)
+        oneOf("distributed.cp_attention", d.cpAttention, Distributed.cpAttentions)
 
         // model
         check(!model.name.trimmingCharacters(in: .whitespaces).isEmpty,
@@ -54,10 +56,14 @@ extension PicotronConfig {
         positive("training.learning_rate", t.learningRate, "AdamW's step size, e.g. 1e-3")
         if let n = t.numSamples { atLeast("training.num_samples", n, 1, "or null for all") }
         if let n = t.maxTokens { atLeast("training.max_tokens", n, 1, "or null for no token limit") }
-        if d.cpSize >= 1, t.seqLength >= 2 {
-            check(t.seqLength % d.cpSize == 0, "training.seq_length \(t.seqLength) is not divisible by "
-                  + "distributed.cp_size \(d.cpSize): context parallelism gives each rank seq_length / cp_size "
-                  + "tokens; choose a multiple of \(d.cpSize)")
+        if d.cpSize > 1, t.seqLength >= 2 {
+            // zigzag deals 2·cp chunks, contiguous cp; the nearest valid lengths around the asked one.
+            let unit = d.cpLayout == "contiguous" ? d.cpSize : 2 * d.cpSize
+            let below = t.seqLength / unit * unit, above = below + unit
+            check(t.seqLength % unit == 0, "training.seq_length \(t.seqLength) is not divisible by "
+                  + (unit == d.cpSize ? "distributed.cp_size \(d.cpSize)" : "2 × distributed.cp_size \(d.cpSize) = \(unit)")
+                  + ": context parallelism (\(d.cpLayout)) gives each rank \(unit == d.cpSize ? "one chunk" : "two chunks") "
+                  + "of the sequence; use \(below >= 2 ? "\(below) or " : "")\(above)")
         }
         // Products of sizes, in overflow-checked arithmetic: a product that overflows would trap later.
         let tokens = [("training.micro_batch_size", t.microBatchSize),

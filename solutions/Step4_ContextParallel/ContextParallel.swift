@@ -1,0 +1,46 @@
+// Making a model context-parallel: every layer's attention becomes ring (or all-gather) attention
+// over the cp group, fed this rank's global positions, and the loss becomes this rank's share of
+// the whole sequence's mean.
+// Legend: cp = ranks, r = this rank, n_r = this rank's counted targets (not ignored), n = Σ n_r.
+//
+// The loss. One process averages over all n counted targets. Rank r sums its own targets' losses
+// and divides by the global n (an all-reduce of the counts in forward), times cp:
+//     L_r = cp · (Σ_{i∈r} ℓ_i) / n,   and   (1/cp) Σ_r L_r = (Σ_i ℓ_i) / n = L.
+// So averaging the gradients over the cp group (with data parallelism: over the cp·dp group, as
+// picotron does) gives exactly the single process's, even when ranks count different targets.
+// picotron averages over the cp group only when dp > 1: with cp 2, dp 1 each rank steps on its
+// half of the gradient alone.
+
+import Distributed
+import Llama
+import TensorCore
+
+/// Which attention a context-parallel model uses.
+public enum ContextAttention: String, CaseIterable, Sendable {
+    case ring, allgather
+}
+
+/// Makes `model` context-parallel over `comm` in place: this rank holds the tokens at
+/// `positions[comm.rank]` of every sequence (`positions[r]` for every rank r). Returns the group to
+/// `check()` after a step.
+@discardableResult
+public func applyContextParallel(to model: LlamaForCausalLM, group comm: Communicator, positions: [[Int]],
+                                 attention: ContextAttention = .ring) -> ContextGroup {
+    let group = ContextGroup(comm)
+    for layer in model.layers {
+        layer.selfAttn.attend = { q, k, v, _ in                              // the positions say the mask
+            attention == .ring ? ringAttention(q: q, k: k, v: v, positions: positions, group: group)
+                : allGatherAttention(q: q, k: k, v: v, positions: positions, group: group)
+        }
+    }
+    // The model's own loss (plain, or vocab-parallel under tensor parallelism): a mean over counted targets.
+    let (cp, mean) = (Float(comm.size), model.lossFunction)
+    model.lossFunction = { logits, targets in
+        let mine = targets.filter { $0 != LlamaForCausalLM.ignoreIndex }.count   // n_r
+        var count = [Float(mine)]
+        group.run(()) { try comm.allReduce(&count, op: .sum) }                // n, the whole sequence's
+        guard mine > 0 else { return 0 * logits.sum() }                       // nothing counted here
+        return (cp * Float(mine) / count[0]) * mean(logits, targets)          // cp · Σ_{i∈r} ℓ_i / n
+    }
+    return group
+}
