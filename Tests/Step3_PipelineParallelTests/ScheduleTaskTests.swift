@@ -14,10 +14,11 @@ import XCTest
 
 final class ScheduleTaskTests: XCTestCase {
     /// Runs one engine for each (pp, M) and checks gradients, the activations held (`held(pp, s, M)`)
-    /// and data parallelism's order. `task` is the one under test.
+    /// and data parallelism's order. `task` is the one under test. Returns false after a failure.
+    @discardableResult
     func checkEngine(_ engine: PipelineEngine, task: String, cases: [(pp: Int, m: Int)], tied: Bool = false,
                      held: ((Int, Int, Int) -> Int)?, heldRule: String,
-                     file: StaticString = #filePath, line: UInt = #line) throws {
+                     file: StaticString = #filePath, line: UInt = #line) throws -> Bool {
         let p = pipelineProblem(layers: 4, tied: tied)
         let reference = p.reference()
         for (pp, m) in cases {
@@ -25,20 +26,23 @@ final class ScheduleTaskTests: XCTestCase {
             let reports = try runStages(pp, reference: reference, hint: "a gradient M times too large or too small: the "
                                         + "loss / M, or a micro-batch's backward run twice or not at all",
                                         pipelineSetup(p, pp: pp, m: m, engine: engine))
-            if unfinished(task, file: file, line: line) { return }
+            if unfinished(task, file: file, line: line) { return false }
             let context = "\(engine.rawValue), pp \(pp), M \(m)\(tied ? ", tied" : ""): "
-            if stopped(reports, context, file: file, line: line) { return }
-            if syncedTooEarly(reports, m: m, context, file: file, line: line) { return }
+            if stopped(reports, context, file: file, line: line) { return false }
+            if syncedTooEarly(reports, m: m, context, file: file, line: line) { return false }
             if let held {
                 let got = reports.map(\.peakHeld), want = (0 ..< pp).map { held(pp, $0, m) }
                 if got != want {
                     failTask("\(context)stages held at most \(got) micro-batches' activations, want \(want): \(heldRule)",
                              file: file, line: line)
-                    return
+                    return false
                 }
             }
-            assertPass(reports.flatMap(\.checks), context, file: file, line: line)
+            let checks = reports.flatMap(\.checks)
+            assertPass(checks, context, file: file, line: line)
+            if !checks.allSatisfy(\.comparison.passed) { return false }
         }
+        return true
     }
 
     /// Task 3.5: AFAB equals the single process, holds all M micro-batches on every stage, and runs
@@ -60,19 +64,21 @@ final class ScheduleTaskTests: XCTestCase {
     /// Step 1's bucketed all-reduce, which writes each average when its all-reduce lands: the sum must come after).
     func testStep3_7_tiedEmbeddingGradientsSummedAfterDataParallelism() throws {
         for engine in [PipelineEngine.afab, .oneFOneB] {
-            try checkEngine(engine, task: "Step3.7", cases: [(2, 2), (4, 4)], tied: true, held: nil, heldRule: "")
+            let cases = [(pp: 2, m: 2), (4, 4)]
+            guard try checkEngine(engine, task: "Step3.7", cases: cases, tied: true, held: nil, heldRule: "") else { return }
         }
         let p = pipelineProblem(layers: 4, tied: true)
         let reference = p.reference()
         for engine in [PipelineEngine.afab, .oneFOneB] {
             beginTasks()
-            let reports = try runStages(4, reference: reference, checkLoss: false, hint: "data parallelism's finishStep, then the tied sum") { world in
+            let hint = "data parallelism's finishStep, then the tied sum"
+            let reports = try runStages(4, reference: reference, checkLoss: false, hint: hint) { world in
                 let grid = try ProcessGrid(dp: 2, pp: 2, cp: 1, tp: 1, world: world)
                 let stage = PipelineStage(model: p.makeModel(), stage: grid.ppRank, stages: 2, microBatches: 2)
                 let sync = BucketedDataParallel(parameters: stage.namedParameters, group: grid.dpGroup, bucketMB: 0.01)
                 let micro = microBatches(p, 2, rows: (grid.dpRank * 4) ..< ((grid.dpRank + 1) * 4))   // 2 of 2 rows
-                let step = PipelineStep(stage: stage, link: PipelineLink(group: grid.ppGroup, count: messageCount(p, micro[0])),
-                                        synchronizer: sync)
+                let link = PipelineLink(group: grid.ppGroup, count: messageCount(p, micro[0]))
+                let step = PipelineStep(stage: stage, link: link, synchronizer: sync)
                 return StageSetup(step: step, micro: micro, engine: engine, recorder: nil)
             }
             if unfinished("Step3.7") { return }
@@ -117,13 +123,15 @@ final class ScheduleTaskTests: XCTestCase {
                 let got = interleavedOrder(stages: pp, stage: s, chunks: v, microBatches: m)
                 let want = Self.megatronOrder(pp: pp, s: s, v: v, m: m)
                 let context = "pp \(pp), v \(v), M \(m), stage \(s): "
-                if got.forwards.map({ [$0.m, $0.k] }) != want.forwards {
-                    wrong = context + "forwards (m, k) \(Self.show(got.forwards.map { [$0.m, $0.k] })), want \(Self.show(want.forwards))"
-                } else if got.backwards.map({ [$0.m, $0.k] }) != want.backwards {
-                    wrong = context + "backwards (m, k) \(Self.show(got.backwards.map { [$0.m, $0.k] })), want \(Self.show(want.backwards))"
+                let (forwards, backwards) = (got.forwards.map { [$0.m, $0.k] }, got.backwards.map { [$0.m, $0.k] })
+                if forwards != want.forwards {
+                    wrong = context + "forwards (m, k) \(Self.show(forwards)), want \(Self.show(want.forwards))"
+                } else if backwards != want.backwards {
+                    wrong = context + "backwards (m, k) \(Self.show(backwards)), want \(Self.show(want.backwards))"
                         + " (backwards walk the chunks down: chunk v − 1 − k)"
                 } else if got.warmup != want.warmup {
-                    wrong = context + "warm-up \(got.warmup) forwards, want \(want.warmup) = min(2 (pp − s − 1) + (v − 1) pp, M v)"
+                    wrong = context + "warm-up \(got.warmup) forwards, want \(want.warmup) "
+                        + "= min(2 (pp − s − 1) + (v − 1) pp, M v)"
                 }
             }
         }
@@ -132,7 +140,8 @@ final class ScheduleTaskTests: XCTestCase {
             failTask(wrong)
             return
         }
-        for (layers, pp, v, m, tied) in [(8, 2, 2, 4, false), (8, 4, 2, 8, false), (6, 2, 2, 2, false), (8, 2, 2, 4, true)] {
+        let runs = [(layers: 8, pp: 2, v: 2, m: 4, tied: false), (8, 4, 2, 8, false), (6, 2, 2, 2, false), (8, 2, 2, 4, true)]
+        for (layers, pp, v, m, tied) in runs {
             let p = pipelineProblem(layers: layers, tied: tied, rows: 16)
             let reports = try runStages(pp, reference: p.reference(), hint: "the interleaved order or the chunks' messages",
                                         interleavedSetup(p, pp: pp, v: v, m: m))

@@ -20,7 +20,8 @@ final class ScheduleTests: XCTestCase {
     func verify(_ p: LessonProblem, pp: Int, m: Int, engine: PipelineEngine,
                 file: StaticString = #filePath, line: UInt = #line) throws -> [Int]? {
         beginTasks()
-        let reports = try runStages(pp, reference: p.reference(), hint: "a gradient M times too large: the loss was not divided by M",
+        let reports = try runStages(pp, reference: p.reference(),
+                                    hint: "a gradient M times too large: the loss was not divided by M",
                                     pipelineSetup(p, pp: pp, m: m, engine: engine, record: false))
         if unfinished(["Step3."], file: file, line: line) { return nil }
         let context = "pp \(pp), M \(m), \(engine.rawValue), \(p.config.tieWordEmbeddings ? "tied" : "untied"): "
@@ -33,7 +34,8 @@ final class ScheduleTests: XCTestCase {
         for pp in [2, 3, 4] {
             for m in [1, 2, 4, 8] {
                 for engine in [PipelineEngine.afab, .oneFOneB] {
-                    guard try verify(pipelineProblem(layers: 4), pp: pp, m: m, engine: engine) != nil else { return }   // pp 3: layers 2, 1, 1
+                    let p = pipelineProblem(layers: 4)                        // pp 3: layers 2, 1, 1
+                    guard try verify(p, pp: pp, m: m, engine: engine) != nil else { return }
                 }
             }
         }
@@ -42,16 +44,16 @@ final class ScheduleTests: XCTestCase {
     func testTiedEmbeddingsSumTheirGradientsAcrossFirstAndLastStage() throws {
         for pp in [2, 4] {
             for engine in [PipelineEngine.afab, .oneFOneB] {
-                guard try verify(pipelineProblem(layers: 4, tied: true), pp: pp, m: 4, engine: engine) != nil else { return }
+                let p = pipelineProblem(layers: 4, tied: true)
+                guard try verify(p, pp: pp, m: 4, engine: engine) != nil else { return }
             }
         }
     }
 
     func testOneFOneBHoldsAtMostPPMinusStageMicroBatches() throws {
         let p = pipelineProblem(layers: 4)
-        guard let afab = try verify(p, pp: 4, m: 8, engine: .afab), let ofob = try verify(p, pp: 4, m: 8, engine: .oneFOneB) else {
-            return
-        }
+        guard let afab = try verify(p, pp: 4, m: 8, engine: .afab),
+              let ofob = try verify(p, pp: 4, m: 8, engine: .oneFOneB) else { return }
         XCTAssertEqual(afab, [8, 8, 8, 8], "AFAB holds every micro-batch's activations")
         XCTAssertEqual(ofob, [4, 3, 2, 1], "1F1B holds at most pp − s micro-batches on stage s")
     }
@@ -63,15 +65,19 @@ final class ScheduleTests: XCTestCase {
         let reference = p.reference()
         for engine in PipelineEngine.allCases {
             beginTasks()
-            let reports = try runStages(4, reference: reference, checkLoss: false, hint: "dp must average once, after the step's last backward") { world in
+            let hint = "dp must average once, after the step's last backward"
+            let reports = try runStages(4, reference: reference, checkLoss: false, hint: hint) { world in
                 let grid = try ProcessGrid(dp: 2, pp: 2, cp: 1, tp: 1, world: world)
                 let (v, m) = engine == .interleaved ? (2, 2) : (1, 2)
                 let model = p.makeModel()
-                let chunks = (0 ..< v).map { PipelineStage(model: model, stage: $0 * 2 + grid.ppRank, stages: 2 * v, microBatches: m) }
-                let sync = BucketedDataParallel(parameters: chunks.flatMap(\.namedParameters), group: grid.dpGroup, bucketMB: 0.01)
-                let micro = microBatches(p, m, rows: (grid.dpRank * 4) ..< ((grid.dpRank + 1) * 4))   // this replica's 4 rows
-                let step = PipelineStep(chunks: chunks, link: PipelineLink(group: grid.ppGroup, count: messageCount(p, micro[0])),
-                                        synchronizer: sync)
+                let chunks = (0 ..< v).map {
+                    PipelineStage(model: model, stage: $0 * 2 + grid.ppRank, stages: 2 * v, microBatches: m)
+                }
+                let sync = BucketedDataParallel(parameters: chunks.flatMap(\.namedParameters), group: grid.dpGroup,
+                                                bucketMB: 0.01)
+                let micro = microBatches(p, m, rows: (grid.dpRank * 4) ..< ((grid.dpRank + 1) * 4))   // this replica's
+                let link = PipelineLink(group: grid.ppGroup, count: messageCount(p, micro[0]))
+                let step = PipelineStep(chunks: chunks, link: link, synchronizer: sync)
                 return StageSetup(step: step, micro: micro, engine: engine, recorder: nil)
             }
             if unfinished(["Step1.", "Step3."]) { return }

@@ -24,7 +24,8 @@ final class StageTests: XCTestCase {
                     let start = counts[..<s].reduce(0, +)
                     let got = stageLayers(layers: layers, stages: pp, stage: s)
                     if got != start ..< start + counts[s] {
-                        wrong.append("stageLayers(layers: \(layers), stages: \(pp), stage: \(s)) = \(got), want \(start ..< start + counts[s])")
+                        wrong.append("stageLayers(layers: \(layers), stages: \(pp), stage: \(s)) = \(got), "
+                                     + "want \(start ..< start + counts[s])")
                     }
                 }
             }
@@ -38,14 +39,16 @@ final class StageTests: XCTestCase {
     /// One micro-batch through every stage's forward, each stage's output handed to the next.
     /// Stops at a stage that returns the wrong number of values (before anything would read them)
     /// and says which.
-    func chain(_ stages: [PipelineStage], _ mb: MicroBatch, _ p: LessonProblem) -> (acts: [StageActivation], problem: String?) {
+    func chain(_ stages: [PipelineStage], _ mb: MicroBatch, _ p: LessonProblem)
+        -> (acts: [StageActivation], problem: String?) {
         var acts: [StageActivation] = []
         for stage in stages {
             let a = stage.forward(mb, received: acts.last?.output.data)
             let want = stage.isLast ? 1 : mb.batch * mb.length * p.config.hiddenSize
             guard a.output.count == want else {
-                return (acts, "stage \(stage.stage)'s forward returned \(a.output.shape) (\(a.output.count) values), want "
-                        + (stage.isLast ? "the loss, one value" : "[B, T, C] = [\(mb.batch), \(mb.length), \(p.config.hiddenSize)]"))
+                let shape = stage.isLast ? "the loss, one value" : "[B, T, C] = \([mb.batch, mb.length, p.config.hiddenSize])"
+                return (acts, "stage \(stage.stage)'s forward returned \(a.output.shape) (\(a.output.count) values), "
+                        + "want \(shape)")
             }
             acts.append(a)
         }
@@ -76,9 +79,11 @@ final class StageTests: XCTestCase {
                 var h = reference.embed(mb.inputs, batch: mb.batch, length: mb.length)      // [B, T, C]
                 for (s, a) in acts.enumerated() {
                     if s > 0 {
-                        guard let input = a.input, input.isLeaf, input.requiresGrad, input.data == acts[s - 1].output.data else {
-                            failTask("\(context)stage \(s)'s input must be a leaf Tensor of the received values that requires "
-                                     + "its gradient (input: \(a.input.map { "leaf \($0.isLeaf), requiresGrad \($0.requiresGrad)" } ?? "nil"))")
+                        guard let input = a.input, input.isLeaf, input.requiresGrad,
+                              input.data == acts[s - 1].output.data else {
+                            let got = a.input.map { "leaf \($0.isLeaf), requiresGrad \($0.requiresGrad)" } ?? "nil"
+                            failTask("\(context)stage \(s)'s input must be a leaf Tensor of the received values that "
+                                     + "requires its gradient (input: \(got))")
                             return
                         }
                     }

@@ -73,8 +73,8 @@ struct StageSetup {
 /// Runs one step on `ranks` in-process ranks (`setup` builds each rank's part) and checks the loss
 /// and every gradient each rank holds against `reference` (not the loss with data parallelism:
 /// each replica's last stage has its own rows' loss). A rank's error is caught and reported.
-func runStages(_ ranks: Int, reference: (loss: Float, gradients: [String: [Float]]), checkLoss: Bool = true, hint: String,
-               _ setup: @escaping (Communicator) throws -> StageSetup) throws -> [StageReport] {
+func runStages(_ ranks: Int, reference: (loss: Float, gradients: [String: [Float]]), checkLoss: Bool = true,
+               hint: String, _ setup: @escaping (Communicator) throws -> StageSetup) throws -> [StageReport] {
     try onRanks(ranks, timeout: stageTimeout) { world -> StageReport in
         var report = StageReport(rank: world.rank)
         var built: StageSetup?
@@ -165,7 +165,9 @@ func pipelineSetup(_ p: LessonProblem, pp: Int, m: Int, engine: PipelineEngine, 
 func interleavedSetup(_ p: LessonProblem, pp: Int, v: Int, m: Int) -> (Communicator) throws -> StageSetup {
     { world in
         let model = p.makeModel()
-        let chunks = (0 ..< v).map { PipelineStage(model: model, stage: $0 * pp + world.rank, stages: pp * v, microBatches: m) }
+        let chunks = (0 ..< v).map {
+            PipelineStage(model: model, stage: $0 * pp + world.rank, stages: pp * v, microBatches: m)
+        }
         let micro = microBatches(p, m)
         let step = PipelineStep(chunks: chunks, link: PipelineLink(group: world, count: messageCount(p, micro[0])))
         return StageSetup(step: step, micro: micro, engine: .interleaved, recorder: nil)

@@ -49,7 +49,9 @@ extension PipelineStep {
         var posted: [CommRequest<Void>] = []
         func forward(_ i: Int) throws {
             let (m, k) = order.forwards[i]
-            guard chunks.indices.contains(k) else { throw PipelineScheduleError("stage \(s): forward \(i) runs chunk \(k) of \(v)") }
+            guard chunks.indices.contains(k) else {
+                throw PipelineScheduleError("stage \(s): forward \(i) runs chunk \(k), of \(v)")
+            }
             let c = k * pp + s, stage = chunks[k]                                   // the virtual stage
             let input = stage.isFirst ? nil : try waiting("wait F\(m).\(k)") {
                 try link.receiveForward(microBatch: m, chunk: c, of: pp * v)
@@ -59,7 +61,9 @@ extension PipelineStep {
         }
         func backward(_ i: Int) throws {
             let (m, k) = order.backwards[i]
-            guard chunks.indices.contains(k) else { throw PipelineScheduleError("stage \(s): backward \(i) runs chunk \(k) of \(v)") }
+            guard chunks.indices.contains(k) else {
+                throw PipelineScheduleError("stage \(s): backward \(i) runs chunk \(k), of \(v)")
+            }
             let c = k * pp + s, stage = chunks[k]
             let g = stage.isLast ? nil : try waiting("wait B\(m).\(k)") {
                 try link.receiveBackward(microBatch: m, chunk: c, of: pp * v)

@@ -68,8 +68,8 @@ public final class PipelineStep {
     /// Forward of micro-batch m on chunk k; its input is `received` or, when nil, taken from the link.
     func forwardStep(_ m: Int, chunk k: Int = 0, received: [Float]? = nil) throws -> StageActivation {
         guard micro.indices.contains(m), chunks.indices.contains(k), saved[m * chunks.count + k] == nil else {
-            throw PipelineScheduleError("stage \(link.stage): forward \(label("F", m, k)) again, or of a micro-batch or "
-                                        + "chunk that does not exist (M = \(micro.count), chunks = \(chunks.count))")
+            throw PipelineScheduleError("stage \(link.stage): forward \(label("F", m, k)) again, or of a micro-batch "
+                                        + "or chunk that does not exist (M = \(micro.count), chunks = \(chunks.count))")
         }
         let stage = chunks[k]
         let input = stage.isFirst ? nil : try received ?? waiting("wait F\(m)") { try link.receiveForward() }
@@ -88,7 +88,8 @@ public final class PipelineStep {
     /// activations and returns ∂L/∂input for the previous stage.
     func backwardStep(_ m: Int, chunk k: Int = 0, gradient: [Float]? = nil) throws -> [Float]? {
         guard chunks.indices.contains(k), let a = saved.removeValue(forKey: m * chunks.count + k) else {
-            throw PipelineScheduleError("stage \(link.stage): backward \(label("B", m, k)) before its forward, or twice")
+            throw PipelineScheduleError("stage \(link.stage): backward \(label("B", m, k)) before its forward, "
+                                        + "or twice")
         }
         let stage = chunks[k]
         let g = stage.isLast ? nil : try gradient ?? waiting("wait B\(m)") { try link.receiveBackward() }
@@ -184,7 +185,7 @@ public final class PipelineStep {
     /// After the step's last backward: data parallelism averages each parameter's gradient over its
     /// replicas, then the two copies of a tied embedding (first and last stage) add theirs.
     func afterLastBackward() throws {
-        // TASK(Step3.7) the tied-embedding gradient sum, after data parallelism @ Lessons/03-pipeline-parallel.md#task-37
+        // TASK(Step3.7) the tied-embedding gradient sum, after dp @ Lessons/03-pipeline-parallel.md#task-37
         // > `sumTiedEmbeddingGradients`: with tied embeddings and more than one stage, the first and the
         // > last stage each hold a copy of "model.embed_tokens.weight" (in `namedParameters`). Each sends
         // > its gradient to the other (post the send before waiting on the receive, or both wait) and
