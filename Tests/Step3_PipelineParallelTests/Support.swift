@@ -148,6 +148,13 @@ func syncedTooEarly(_ reports: [StageReport], m: Int, _ context: String,
     return false
 }
 
+/// `assertPass`, and whether every check passed: a task's test stops at its first failing case,
+/// so a wrong task fails once with a few lines, not once per split and engine.
+func passes(_ checks: [Check], _ context: String, file: StaticString = #filePath, line: UInt = #line) -> Bool {
+    assertPass(checks, context, file: file, line: line)
+    return checks.allSatisfy(\.comparison.passed)
+}
+
 /// A pp-stage pipeline of the problem on world ranks (one chunk per stage).
 func pipelineSetup(_ p: LessonProblem, pp: Int, m: Int, engine: PipelineEngine, record: Bool = true)
     -> (Communicator) throws -> StageSetup {
