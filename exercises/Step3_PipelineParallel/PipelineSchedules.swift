@@ -156,13 +156,13 @@ public final class PipelineStep {
     /// After the step's last backward: data parallelism averages each parameter's gradient over its
     /// replicas, then the two copies of a tied embedding (first and last stage) add theirs.
     func afterLastBackward() throws {
-        // TODO(Step3.7): `sumTiedEmbeddingGradients`: with tied embeddings and more than one stage, the first and the
-        // last stage each hold a copy of "model.embed_tokens.weight" (in `namedParameters`). Each sends
-        // its gradient to the other (post the send before waiting on the receive, or both wait) and
-        // sets its gradient to first stage's + last stage's, added in that order on both, so the
-        // copies stay bit-identical. Other stages do nothing.
-        // Order: data parallelism's `finishStep()` first. It writes each gradient's average when its
-        // all-reduce lands, which would overwrite a sum made before it.
+        // TODO(Step3.7): In this order: 1. data parallelism's `synchronizer?.finishStep()` (it writes each gradient's
+        //    average when its all-reduce lands: a sum made before it would be overwritten);
+        // 2. `sumTiedEmbeddingGradients()`, a nested function: with tied embeddings and more than one
+        //    stage, the first and the last stage each hold a copy of "model.embed_tokens.weight" (in
+        //    `namedParameters`). Each sends its gradient to the other (post the send before waiting on
+        //    the receive, or both wait) and sets its gradient to first stage's + last stage's, added in
+        //    that order on both so the copies stay bit-identical. Other stages do nothing.
         Todo.reached("Step3.7", "the tied-embedding gradient sum, after dp",
                      lesson: "Lessons/03-pipeline-parallel.md#task-37")
         try synchronizer?.finishStep()
