@@ -15,14 +15,16 @@
 // equal (Megatron's embedding group; picotron has no tied embeddings).
 
 import Distributed
+import ExerciseKit
 import Llama
 import TensorCore
 
 /// The decoder layers stage `s` of `pp` holds, out of `layers`.
 public func stageLayers(layers: Int, stages pp: Int, stage s: Int) -> Range<Int> {
-    let base = layers / pp, extra = layers % pp
-    let start = s * base + min(s, extra)
-    return start ..< start + base + (s < extra ? 1 : 0)
+    // TODO(Step3.1): Stage s of pp holds a contiguous run of the layers: every stage ⌊L / pp⌋ of them, and the
+    // first L mod pp stages one more (picotron's split: 5 layers on 3 stages are 0..<2, 2..<4, 4..<5).
+    Todo.reached("Step3.1", "stageLayers", lesson: "Lessons/03-pipeline-parallel.md#task-31")
+    return s == 0 ? 0 ..< layers : layers ..< layers
 }
 
 /// The pipeline's input for one micro-batch: token ids (first stage), targets (last stage).
@@ -81,20 +83,27 @@ public final class PipelineStage {
     public func forward(_ mb: MicroBatch, received: [Float]?) -> StageActivation {
         let rope = model.rope(positions: mb.positions)
         let mask = AttentionMask.causal(queryPositions: mb.positions, keyPositions: mb.positions)
-        let input = received.map { Tensor(shape: [mb.batch, mb.length, model.config.hiddenSize], data: $0,
-                                          requiresGrad: true) }                  // [B, T, C] a leaf
-        let h0 = input ?? model.embed(mb.inputs, batch: mb.batch, length: mb.length)   // [B, T, C]
-        let h = model.runLayers(h0, layers, rope: rope, mask: mask)                 // [B, T, C]
-        guard isLast else { return StageActivation(input: input, output: h) }
-        let loss = model.lossFunction(model.head(h), mb.targets)                  // [] mean over B·T
-        return StageActivation(input: input, output: (1 / Float(microBatches)) * loss)   // the step's share
+        let shape = [mb.batch, mb.length, model.config.hiddenSize]                 // [B, T, C]
+        // TODO(Step3.2): 1. `received` (every stage but the first) becomes a leaf `Tensor` of `shape` that
+        //    requires its gradient: the backward sends that gradient to the previous stage.
+        // 2. The first stage embeds `mb.inputs` instead (`model.embed`).
+        // 3. Run this stage's `layers` (`model.runLayers` with `rope` and `mask`).
+        // 4. Every stage but the last returns that output; the last applies `model.head` and
+        //    `model.lossFunction` with `mb.targets` and returns the loss divided by M
+        //    (`microBatches`): the step's gradient is then the whole batch's mean, as one process has it.
+        Todo.reached("Step3.2", "PipelineStage.forward", lesson: "Lessons/03-pipeline-parallel.md#task-32")
+        _ = (rope, mask)
+        let zeros = Tensor(zeros: shape)
+        return StageActivation(input: received.map { _ in zeros }, output: isLast ? Tensor(scalar: 0) : zeros)
     }
 
     /// Backward of one micro-batch: from the scaled loss (last stage) or from `gradient`, the
     /// next stage's ∂L/∂output `[B, T, C]`. Returns ∂L/∂input for the previous stage (nil on the first).
     public func backward(_ a: StageActivation, gradient: [Float]?) -> [Float]? {
-        if isLast { a.output.backward() } else { a.output.backward(gradient: gradient!) }
-        guard let input = a.input else { return nil }
-        return input.grad ?? [Float](repeating: 0, count: input.count)             // [B, T, C]
+        // TODO(Step3.3): The last stage starts autograd from its output, the scaled loss (`backward()`); every
+        // other stage from `gradient`, ∂L/∂output as the next stage sent it (`backward(gradient:)`).
+        // Return the gradient of `a.input` (zeros if autograd left it nil), or nil on the first stage.
+        Todo.reached("Step3.3", "PipelineStage.backward", lesson: "Lessons/03-pipeline-parallel.md#task-33")
+        return a.input.map { [Float](repeating: 0, count: $0.count) }
     }
 }

@@ -18,20 +18,40 @@
 
 import Distributed
 
-extension PipelineStep {
-    /// (micro-batch, chunk) of this stage's i-th forward or backward.
-    func interleavedOrder(_ i: Int, forward: Bool) -> (m: Int, k: Int) {
-        let pp = link.stages, v = chunks.count
-        let k = (i % (pp * v)) / pp
-        return ((i / (pp * v)) * pp + i % pp, forward ? k : v - 1 - k)
+/// Megatron's order on stage `s` of `pp`, with `v` chunks and M micro-batches: the (micro-batch,
+/// chunk) of its i-th forward and of its i-th backward, and how many forwards it runs first.
+func interleavedOrder(stages pp: Int, stage s: Int, chunks v: Int, microBatches M: Int)
+    -> (forwards: [(m: Int, k: Int)], backwards: [(m: Int, k: Int)], warmup: Int) {
+    var forwards: [(m: Int, k: Int)] = [], backwards: [(m: Int, k: Int)] = []
+    // TASK(Step3.8) interleaved order and warm-up @ Lessons/03-pipeline-parallel.md#task-38
+    // > For i in 0 ..< M · v: the i-th forward runs chunk k = (i mod pp·v) div pp on micro-batch
+    // > m = (i div pp·v) · pp + i mod pp (micro-batches in groups of pp, each group through chunk 0,
+    // > then chunk 1, …). The i-th backward is the same micro-batch on chunk v − 1 − k: gradients
+    // > walk the chunks down. Warm-up: min(2 (pp − s − 1) + (v − 1) pp, M · v) forwards.
+    for i in 0 ..< M * v {
+        let k = (i % (pp * v)) / pp                                               // groups of pp per chunk
+        let m = (i / (pp * v)) * pp + i % pp
+        forwards.append((m, k))
+        backwards.append((m, v - 1 - k))                                          // chunks walked down
     }
+    let warmup = min(2 * (pp - s - 1) + (v - 1) * pp, M * v)
+    return (forwards, backwards, warmup)
+    // STAND-IN: return (forwards, backwards, 0)
+    // END TASK(Step3.8)
+}
 
+extension PipelineStep {
     func interleavedOneForwardOneBackward() throws {
-        let pp = link.stages, s = link.stage, v = chunks.count, total = micro.count * v
-        let warmup = min(2 * (pp - s - 1) + (v - 1) * pp, total)
+        let pp = link.stages, s = link.stage, v = chunks.count
+        let order = interleavedOrder(stages: pp, stage: s, chunks: v, microBatches: micro.count)
+        let total = min(order.forwards.count, order.backwards.count)
+        let warmup = max(0, min(order.warmup, total))
         var posted: [CommRequest<Void>] = []
         func forward(_ i: Int) throws {
-            let (m, k) = interleavedOrder(i, forward: true)
+            let (m, k) = order.forwards[i]
+            guard chunks.indices.contains(k) else {
+                throw PipelineScheduleError("stage \(s): forward \(i) runs chunk \(k), of \(v)")
+            }
             let c = k * pp + s, stage = chunks[k]                                   // the virtual stage
             let input = stage.isFirst ? nil : try waiting("wait F\(m).\(k)") {
                 try link.receiveForward(microBatch: m, chunk: c, of: pp * v)
@@ -40,7 +60,10 @@ extension PipelineStep {
             if !stage.isLast { posted.append(try link.postForward(a.output.data, microBatch: m, chunk: c + 1, of: pp * v)) }
         }
         func backward(_ i: Int) throws {
-            let (m, k) = interleavedOrder(i, forward: false)
+            let (m, k) = order.backwards[i]
+            guard chunks.indices.contains(k) else {
+                throw PipelineScheduleError("stage \(s): backward \(i) runs chunk \(k), of \(v)")
+            }
             let c = k * pp + s, stage = chunks[k]
             let g = stage.isLast ? nil : try waiting("wait B\(m).\(k)") {
                 try link.receiveBackward(microBatch: m, chunk: c, of: pp * v)

@@ -91,17 +91,28 @@ public struct PipelineLink {
     /// 1F1B's steady state, forward half: sends an output activation on and receives the gradient
     /// of an earlier one back, both posted before either is waited for.
     public func sendForwardReceiveBackward(_ h: [Float]) throws -> [Float] {
-        let sent = try group.isend(h, to: stage + 1, tag: Self.forwardTag)
-        let received = try group.irecv(count: count, from: stage + 1, tag: Self.backwardTag)
-        try sent.wait()
-        return try received.wait()                                                // [B, T, C]
+        try exchange(h, with: stage + 1, sendTag: Self.forwardTag, receiveTag: Self.backwardTag)   // [B, T, C]
     }
 
     /// 1F1B's steady state, backward half: sends a gradient back and receives the next input.
     public func sendBackwardReceiveForward(_ g: [Float]) throws -> [Float] {
-        let sent = try group.isend(g, to: stage - 1, tag: Self.backwardTag)
-        let received = try group.irecv(count: count, from: stage - 1, tag: Self.forwardTag)
+        try exchange(g, with: stage - 1, sendTag: Self.backwardTag, receiveTag: Self.forwardTag)   // [B, T, C]
+    }
+
+    /// Sends `data` to `peer` and receives `count` floats from it, the two directions at once.
+    /// The neighbour makes the mirror call at the same moment, so neither may wait before both
+    /// halves are posted (picotron's `bidirectional_pipeline_communicate`).
+    func exchange(_ data: [Float], with peer: Int, sendTag: Int, receiveTag: Int) throws -> [Float] {
+        // TASK(Step3.4) the combined calls (send one way, receive the other) @ Lessons/03-pipeline-parallel.md#task-34
+        // > Post the send of `data` to `peer` with `sendTag` (`group.isend`) and the receive of
+        // > `count` floats from `peer` with `receiveTag` (`group.irecv`), then wait for both. A blocking
+        // > send first would wait for the neighbour's receive while the neighbour waits in its own
+        // > send for ours: both stages stop.
+        let sent = try group.isend(data, to: peer, tag: sendTag)
+        let received = try group.irecv(count: count, from: peer, tag: receiveTag)
         try sent.wait()
         return try received.wait()                                                // [B, T, C]
+        // STAND-IN: return [Float](repeating: 0, count: count)
+        // END TASK(Step3.4)
     }
 }

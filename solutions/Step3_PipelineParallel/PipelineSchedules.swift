@@ -10,8 +10,8 @@
 //   Both idle (pp − 1) of every (M + pp − 1) time slots per stage: the bubble.
 //   Interleaved 1F1B (PipelineInterleaved.swift): v chunks of layers per stage, the bubble / v.
 //
-// After the last backward: the tied-embedding gradients are summed between the first and last
-// stage, and data parallelism synchronises (its synchronizer was told which backward is the last).
+// After the last backward: data parallelism synchronises (its synchronizer was told which backward
+// is the last), then the tied-embedding gradients are summed between the first and last stage.
 // ### References
 // Huang et al., GPipe, https://arxiv.org/abs/1811.06965 ·
 // Narayanan et al., PipeDream-Flush (1F1B), https://arxiv.org/abs/1806.03377 ·
@@ -67,6 +67,10 @@ public final class PipelineStep {
 
     /// Forward of micro-batch m on chunk k; its input is `received` or, when nil, taken from the link.
     func forwardStep(_ m: Int, chunk k: Int = 0, received: [Float]? = nil) throws -> StageActivation {
+        guard micro.indices.contains(m), chunks.indices.contains(k), saved[m * chunks.count + k] == nil else {
+            throw PipelineScheduleError("stage \(link.stage): forward \(label("F", m, k)) again, or of a micro-batch "
+                                        + "or chunk that does not exist (M = \(micro.count), chunks = \(chunks.count))")
+        }
         let stage = chunks[k]
         let input = stage.isFirst ? nil : try received ?? waiting("wait F\(m)") { try link.receiveForward() }
         let start = Timeline.now()
@@ -83,12 +87,16 @@ public final class PipelineStep {
     /// Backward of micro-batch m on chunk k, from `gradient` or, when nil, the link; releases its
     /// activations and returns ∂L/∂input for the previous stage.
     func backwardStep(_ m: Int, chunk k: Int = 0, gradient: [Float]? = nil) throws -> [Float]? {
+        guard chunks.indices.contains(k), let a = saved.removeValue(forKey: m * chunks.count + k) else {
+            throw PipelineScheduleError("stage \(link.stage): backward \(label("B", m, k)) before its forward, "
+                                        + "or twice")
+        }
         let stage = chunks[k]
         let g = stage.isLast ? nil : try gradient ?? waiting("wait B\(m)") { try link.receiveBackward() }
         // A parameter's last backward of the step is micro-batch M − 1 of its chunk: that one synchronises.
         synchronizer?.beforeBackward(microBatch: m, of: micro.count)
         let start = Timeline.now()
-        let dx = stage.backward(saved.removeValue(forKey: m * chunks.count + k)!, gradient: g)
+        let dx = stage.backward(a, gradient: g)
         trace.record(.init(label("B", m, k), start: start, end: Timeline.now(), kind: .compute))
         held -= 1
         return dx
@@ -116,26 +124,41 @@ public final class PipelineStep {
         case .oneFOneB: try oneForwardOneBackward()
         case .interleaved: try interleavedOneForwardOneBackward()
         }
-        try synchronizer?.finishStep()     // dp: every copy averaged over its data-parallel group …
-        try sumTiedEmbeddingGradients()    // … then the two copies of a tied embedding summed
+        try afterLastBackward()
         return losses.isEmpty ? nil : losses.reduce(0, +) / Float(losses.count)
     }
 
     /// AFAB: every forward, then every backward.
     func allForwardAllBackward() throws {
+        // TASK(Step3.5) AFAB: all forwards, then all backwards @ Lessons/03-pipeline-parallel.md#task-35
+        // > For every micro-batch m in order: `forwardStep(m)` (it receives the input from the previous
+        // > stage), then send its output on (`link.sendForward(a.output.data)`), except from the last
+        // > stage. Then for every m in the same order: `backwardStep(m)` (it receives ∂L/∂output) and
+        // > send the gradient it returns back (`link.sendBackward`); the first stage gets nil.
+        // > Micro-batch M − 1's backward must be the last: data parallelism all-reduces during it.
         for m in micro.indices {
             let a = try forwardStep(m)
-            if !stage.isLast { try link.sendForward(a.output.data) }
+            if !stage.isLast { try link.sendForward(a.output.data) }              // [B, T, C] to stage s + 1
         }
         for m in micro.indices {
-            if let dx = try backwardStep(m) { try link.sendBackward(dx) }
+            if let dx = try backwardStep(m) { try link.sendBackward(dx) }         // [B, T, C] to stage s − 1
         }
+        // END TASK(Step3.5)
     }
 
     /// 1F1B: warm-up forwards, one forward and one backward in turn, then the last backwards.
     func oneForwardOneBackward() throws {
+        // TASK(Step3.6) 1F1B: warm-up, steady state, cool-down @ Lessons/03-pipeline-parallel.md#task-36
+        // > Warm-up: stage s runs min(pp − s − 1, M) forwards, sending each on as in AFAB.
+        // > Steady state, for each remaining micro-batch: forward the next one, send its output and
+        // > receive the oldest held one's gradient in one call (`link.sendForwardReceiveBackward`), run
+        // > that backward, then send its gradient back and receive the next input in one call
+        // > (`link.sendBackwardReceiveForward`; after the last steady backward only `sendBackward`,
+        // > no input is coming). Cool-down: the remaining backwards, in order.
+        // > The first stage receives nothing and the last sends nothing forward (`stage.isFirst`, `isLast`).
         let count = micro.count
-        let warmup = min(stage.stages - stage.stage - 1, count), steady = count - warmup
+        let warmup = min(stage.stages - stage.stage - 1, count)
+        let steady = count - warmup
         // Warm-up
         for m in 0 ..< warmup {
             let a = try forwardStep(m)
@@ -156,21 +179,41 @@ public final class PipelineStep {
         for m in steady ..< count {
             if let dx = try backwardStep(m) { try link.sendBackward(dx) }
         }
+        // END TASK(Step3.6)
     }
 
-    /// Tied embeddings: the first stage's embedding and the last stage's head copy of it add
-    /// their gradients, so both take the same optimizer step.
-    func sumTiedEmbeddingGradients() throws {
-        let first = chunks.contains { $0.isFirst }, last = chunks.contains { $0.isLast }
-        guard stage.model.config.tieWordEmbeddings, link.stages > 1, first || last,
-              let w = namedParameters.first(where: { $0.0 == "model.embed_tokens.weight" })?.1 else { return }
-        let mine = w.grad ?? [Float](repeating: 0, count: w.count)
-        let other = first ? link.stages - 1 : 0
-        let sent = try link.group.isend(mine, to: other, tag: 3)
-        let theirs = try link.group.irecv(count: w.count, from: other, tag: 3).wait()
-        try sent.wait()
-        // Add in a fixed order (first stage's + last stage's) so both copies are bit-identical.
-        let (a, b) = first ? (mine, theirs) : (theirs, mine)
-        w.grad = zip(a, b).map { $0 + $1 }
+    /// After the step's last backward: data parallelism averages each parameter's gradient over its
+    /// replicas, then the two copies of a tied embedding (first and last stage) add theirs.
+    func afterLastBackward() throws {
+        // TASK(Step3.7) the tied-embedding gradient sum, after dp @ Lessons/03-pipeline-parallel.md#task-37
+        // > In this order: 1. data parallelism's `synchronizer?.finishStep()` (it writes each gradient's
+        // >    average when its all-reduce lands: a sum made before it would be overwritten);
+        // > 2. `sumTiedEmbeddingGradients()`, a nested function: with tied embeddings and more than one
+        // >    stage, the first and the last stage each hold a copy of "model.embed_tokens.weight" (in
+        // >    `namedParameters`). Each sends its gradient to the other (post the send before waiting on
+        // >    the receive, or both wait) and sets its gradient to first stage's + last stage's, added in
+        // >    that order on both so the copies stay bit-identical. Other stages do nothing.
+        func sumTiedEmbeddingGradients() throws {
+            let first = chunks.contains { $0.isFirst }, last = chunks.contains { $0.isLast }
+            guard stage.model.config.tieWordEmbeddings, link.stages > 1, first || last,
+                  let w = namedParameters.first(where: { $0.0 == "model.embed_tokens.weight" })?.1 else { return }
+            let mine = w.grad ?? [Float](repeating: 0, count: w.count)             // [V, C]
+            let other = first ? link.stages - 1 : 0
+            let sent = try link.group.isend(mine, to: other, tag: 3)
+            let theirs = try link.group.irecv(count: w.count, from: other, tag: 3).wait()
+            try sent.wait()
+            let (a, b) = first ? (mine, theirs) : (theirs, mine)                   // first stage's + last stage's
+            w.grad = zip(a, b).map { $0 + $1 }
+        }
+        try synchronizer?.finishStep()     // dp: every copy averaged over its data-parallel group …
+        try sumTiedEmbeddingGradients()    // … then the two copies of a tied embedding summed
+        // STAND-IN: try synchronizer?.finishStep()
+        // END TASK(Step3.7)
     }
+}
+
+/// A schedule that asks for a forward or backward it cannot run (a bug in the order).
+struct PipelineScheduleError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }
