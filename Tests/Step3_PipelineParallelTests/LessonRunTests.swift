@@ -18,7 +18,7 @@ final class LessonRunTests: XCTestCase {
     func testLessonOnFourStages() throws {
         beginTasks()
         let lines = Lines()
-        _ = try? onRanks(4) { world in
+        _ = try? InProcessRanks.run(4) { world in   // not onRanks: a failed check on the exercise track is expected
             try PipelineLesson.run(world: world, options: PipelineLesson.Options()) { lines.add($0) }
         }
         if unfinished(["Step3."]) { return }

@@ -18,7 +18,7 @@ final class LessonRunTests: XCTestCase {
     func testLessonOnFourRanks() throws {
         beginTasks()
         let lines = Lines()
-        _ = try? onRanks(4) { world in try ContextLesson.run(world: world, options: ContextLesson.Options()) { lines.add($0) } }
+        _ = try? InProcessRanks.run(4) { world in try ContextLesson.run(world: world, options: ContextLesson.Options()) { lines.add($0) } }
         if unfinished(["Step4."]) { return }
         let text = lines.text, all = text.joined(separator: "\n")
         XCTAssertTrue(text.contains("PASS: context parallelism on 4 ranks equals the single-process model"), all)
