@@ -106,8 +106,8 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["picotron"]),
         stepTests("Step1_DataParallelTests", "Step1_DataParallel", "Step1Lesson"),
         stepTests("Step2_TensorParallelTests", "Step2_TensorParallel", "Step2Lesson"),
-        .testTarget(name: "Step3_PipelineParallelTests",   // Step 1's buckets: data × pipeline parallelism
-                    dependencies: ["Step3_PipelineParallel", "Step3Lesson", "Step1_DataParallel", "LessonTesting", "LessonKit",
+        .testTarget(name: "Step3_PipelineParallelTests",
+                    dependencies: ["Step3_PipelineParallel", "Step3Lesson", "LessonTesting", "LessonKit",
                                    "ExerciseKit", "TensorCore", "Distributed", "Llama", "Training"]),
         .testTarget(name: "Step4_ContextParallelTests",
                     dependencies: ["Step4_ContextParallel", "Step4Lesson", "LessonTesting", "LessonKit", "ExerciseKit",

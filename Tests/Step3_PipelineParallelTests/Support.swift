@@ -180,3 +180,34 @@ func interleavedSetup(_ p: LessonProblem, pp: Int, v: Int, m: Int) -> (Communica
         return StageSetup(step: step, micro: micro, engine: .interleaved, recorder: nil)
     }
 }
+
+/// Data parallelism for the pipeline tests, without lesson 1's code (so Step 3 needs no Step 1 task):
+/// like lesson 1's buckets, it takes each gradient as it stands when the step's last backward
+/// finishes it (a gradient-ready hook), and at `finishStep` writes back their average over `group`.
+/// So it notices what a real synchronizer notices: a gradient changed after the last backward (the
+/// tied sum before `finishStep`) is overwritten.
+final class AveragingSynchronizer: GradientSynchronizer {
+    let parameters: [Tensor], group: Communicator
+    var last = false
+    var captured: [ObjectIdentifier: [Float]] = [:]
+
+    init(parameters: [(String, Tensor)], group: Communicator) {
+        (self.parameters, self.group) = (parameters.map(\.1), group)
+        for p in self.parameters {
+            p.onGradReady { [unowned self] t in if self.last { self.captured[ObjectIdentifier(t)] = t.grad } }
+        }
+    }
+
+    func beforeBackward(microBatch index: Int, of count: Int) { last = index == count - 1 }
+
+    func finishStep() throws {
+        for p in parameters {
+            var g = captured[ObjectIdentifier(p)] ?? p.grad ?? [Float](repeating: 0, count: p.count)
+            try group.allReduce(&g, op: .average)
+            p.grad = g
+        }
+        captured = [:]
+    }
+
+    deinit { for p in parameters { p.removeGradReadyHooks() } }
+}
