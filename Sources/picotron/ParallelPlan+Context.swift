@@ -1,7 +1,6 @@
 // Context parallelism in the trainer: every layer's attention over the cp group (ring or
-// all-gather), each rank's tokens of every micro-batch (zigzag or contiguous), and communication
-// errors from inside attention surfaced after the step. The gradients are averaged over the
-// cp+dp group by the data-parallel synchroniser (ParallelPlan.swift).
+// all-gather), and each rank's tokens of every micro-batch (zigzag or contiguous). The gradients
+// are averaged over the cp+dp group by the data-parallel synchroniser (ParallelPlan.swift).
 // Legend: cp = ranks, T = sequence length, T/cp tokens per rank.
 
 import Distributed
@@ -31,24 +30,5 @@ extension ParallelPlan {
                          positions: mine.map { batch.positions[$0] }, windowStarts: batch.windowStarts)
         }
         return group
-    }
-}
-
-/// Surfaces a communication error that ring or all-gather attention hit inside forward or backward
-/// (where it cannot throw), then lets data parallelism finish the step.
-final class ContextParallelErrors: GradientSynchronizer {
-    let group: ContextGroup
-    let next: GradientSynchronizer?
-
-    init(group: ContextGroup, then next: GradientSynchronizer?) {
-        self.group = group
-        self.next = next
-    }
-
-    func beforeBackward(microBatch index: Int, of count: Int) { next?.beforeBackward(microBatch: index, of: count) }
-
-    func finishStep() throws {
-        try group.check()
-        try next?.finishStep()
     }
 }

@@ -62,8 +62,8 @@ struct ParallelPlan {
             if averaging.size > 1 {
                 sync = BucketedDataParallel(parameters: parameters, group: averaging, bucketMB: bucketMB)
             }
-            if let cp { sync = ContextParallelErrors(group: cp, then: sync) }
-            if let tp { sync = TensorParallelErrors(group: tp, then: sync) }
+            if let cp { sync = CommunicationErrors(check: cp.check, then: sync) }
+            if let tp { sync = CommunicationErrors(check: tp.check, then: sync) }
             return sync
         }
         if grid.dpSize > 1 {
@@ -107,21 +107,21 @@ struct ParallelPlan {
     }
 }
 
-/// Surfaces a communication error that a tensor-parallel collective hit inside forward or
-/// backward (where it cannot throw), then lets data parallelism finish the step.
-final class TensorParallelErrors: GradientSynchronizer {
-    let group: TensorParallelGroup
+/// Surfaces a communication error that a collective hit inside forward or backward (tensor-parallel
+/// layers, context-parallel attention: code that cannot throw keeps its group's first error), then
+/// lets data parallelism finish the step.
+final class CommunicationErrors: GradientSynchronizer {
+    let check: () throws -> Void
     let next: GradientSynchronizer?
 
-    init(group: TensorParallelGroup, then next: GradientSynchronizer?) {
-        self.group = group
-        self.next = next
+    init(check: @escaping () throws -> Void, then next: GradientSynchronizer?) {
+        (self.check, self.next) = (check, next)
     }
 
     func beforeBackward(microBatch index: Int, of count: Int) { next?.beforeBackward(microBatch: index, of: count) }
 
     func finishStep() throws {
-        try group.check()
+        try check()
         try next?.finishStep()
     }
 }

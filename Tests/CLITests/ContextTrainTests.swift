@@ -6,35 +6,7 @@
 import Foundation
 import XCTest
 
-final class ContextTrainTests: XCTestCase {
-    var tmp: URL!
-    override func setUp() {
-        tmp = FileManager.default.temporaryDirectory.appendingPathComponent("picotron-cp-\(UUID())")
-        try? FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
-    }
-    override func tearDown() { try? FileManager.default.removeItem(at: tmp) }
-
-    /// 4 steps of 2 micro-batches of 4 × 32 bytes.
-    func run(_ out: String, _ extra: [String]) throws -> [Double] {
-        let r = try Picotron.run(["train", "--steps", "4", "--mbs", "4", "--grad-acc", "2", "--seq-len", "32", "--sample", "0",
-                                  "--out-dir", tmp.appendingPathComponent(out).path] + extra)
-        XCTAssertEqual(r.status, 0, "\(extra.joined(separator: " ")):\n\(r.output)")
-        return try String(contentsOf: tmp.appendingPathComponent("\(out)/metrics.jsonl"), encoding: .utf8)
-            .split(separator: "\n").map { line in
-                let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
-                return (object["loss"] as! NSNumber).doubleValue
-            }
-    }
-
-    // Tolerance: the same float32 terms in another order (attention merged block by block, the
-    // gradient average over cp); 1e-5 relative. Without the cp average the first step is off by far more.
-    func assertSame(_ a: [Double], _ b: [Double], _ what: String, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(a.count, b.count, what, file: file, line: line)
-        for (i, (x, y)) in zip(a, b).enumerated() where abs(x - y) > 1e-5 * abs(y) {
-            XCTFail("\(what): step \(i + 1) loss \(x), single process \(y)", file: file, line: line)
-        }
-    }
-
+final class ContextTrainTests: TrainRunTestCase {
     func testEveryLayoutAttentionAndMixPrintsTheSingleProcessLosses() throws {
         let single = try run("single", [])
         for (name, flags) in [("zigzag ring", ["--cp", "2"]), ("contiguous", ["--cp", "2", "--cp-layout", "contiguous"]),
@@ -62,11 +34,6 @@ final class ContextTrainTests: XCTestCase {
             (["--cp", "4", "--seq-len", "18", "--cp-layout", "contiguous"], "not divisible by distributed.cp_size 4"),
             (["--cp", "2", "--cp-attention", "flash"], "distributed.cp_attention is \"flash\""),
         ]
-        for (args, says) in cases {
-            let r = try Picotron.run(["train", "--steps", "1", "--sample", "0", "--out-dir", tmp.appendingPathComponent("x").path] + args)
-            XCTAssertNotEqual(r.status, 0, args.joined(separator: " "))
-            XCTAssertTrue(r.output.contains(says.components(separatedBy: ";")[0]), "\(args.joined(separator: " ")): should say \(says):\n\(r.output)")
-            XCTAssertFalse(r.output.contains("[Step"), "refused before training:\n\(r.output)")
-        }
+        try assertRefused(cases.map { ($0.0, $0.1.components(separatedBy: ";")[0]) })
     }
 }

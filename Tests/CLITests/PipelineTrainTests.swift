@@ -6,35 +6,7 @@
 import Foundation
 import XCTest
 
-final class PipelineTrainTests: XCTestCase {
-    var tmp: URL!
-    override func setUp() {
-        tmp = FileManager.default.temporaryDirectory.appendingPathComponent("picotron-pp-\(UUID())")
-        try? FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
-    }
-    override func tearDown() { try? FileManager.default.removeItem(at: tmp) }
-
-    /// 4 steps of 2 micro-batches of 4 × 32 bytes (micro has 4 layers).
-    func run(_ out: String, _ extra: [String]) throws -> [Double] {
-        let r = try Picotron.run(["train", "--steps", "4", "--mbs", "4", "--grad-acc", "2", "--seq-len", "32", "--sample", "0",
-                                  "--out-dir", tmp.appendingPathComponent(out).path] + extra)
-        XCTAssertEqual(r.status, 0, "\(extra.joined(separator: " ")):\n\(r.output)")
-        return try String(contentsOf: tmp.appendingPathComponent("\(out)/metrics.jsonl"), encoding: .utf8)
-            .split(separator: "\n").map { line in
-                let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
-                return (object["loss"] as! NSNumber).doubleValue
-            }
-    }
-
-    // Tolerance: the stages add the same float32 terms in another order; 1e-5 relative, as the
-    // other parallel runs. A loss not divided by the micro-batches is off by far more after one step.
-    func assertSame(_ a: [Double], _ b: [Double], _ what: String, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(a.count, b.count, what, file: file, line: line)
-        for (i, (x, y)) in zip(a, b).enumerated() where abs(x - y) > 1e-5 * abs(y) {
-            XCTFail("\(what): step \(i + 1) loss \(x), single process \(y)", file: file, line: line)
-        }
-    }
-
+final class PipelineTrainTests: TrainRunTestCase {
     func testEveryEngineAndMixPrintsTheSingleProcessLosses() throws {
         let single = try run("single", [])
         for engine in ["afab", "1f1b", "interleaved"] {
@@ -62,11 +34,6 @@ final class PipelineTrainTests: XCTestCase {
             (["--pp", "2", "--pp-engine", "interleaved", "--grad-acc", "3"], "not a multiple of distributed.pp_size 2"),
             (["--pp", "4", "--pp-engine", "interleaved", "--grad-acc", "4"], "8 chunks, but the model has 4 layers"),
         ]
-        for (args, says) in cases {
-            let r = try Picotron.run(["train", "--steps", "1", "--sample", "0", "--out-dir", tmp.appendingPathComponent("x").path] + args)
-            XCTAssertNotEqual(r.status, 0, args.joined(separator: " "))
-            XCTAssertTrue(r.output.contains(says), "\(args.joined(separator: " ")): should say \(says):\n\(r.output)")
-            XCTAssertFalse(r.output.contains("[Step"), "refused before training:\n\(r.output)")
-        }
+        try assertRefused(cases)
     }
 }
