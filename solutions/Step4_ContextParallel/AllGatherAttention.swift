@@ -50,7 +50,7 @@ public func allGatherAttention(q: Tensor, k: Tensor, v: Tensor, positions: [[Int
     let (b, tl, nkv, hs) = (k.shape[0], k.shape[1], k.shape[2], k.shape[3])
     let cp = group.size, t = tl * cp, row = nkv * hs
     // Gathered arrays are rank-major [cp, B, Tl, nkv, hs]; the kernel wants [B, T, nkv, hs] with
-    // keys in increasing position. slot(r, b, i) says where rank r's token i of row b goes.
+    // keys in increasing position: rank r's token i of row b is key positions[r][i] of row b.
     func sorted(_ gathered: [Float]) -> [Float] {
         var out = [Float](repeating: 0, count: gathered.count)
         for r in 0 ..< cp { for bi in 0 ..< b { for (i, p) in positions[r].enumerated() {
@@ -67,22 +67,35 @@ public func allGatherAttention(q: Tensor, k: Tensor, v: Tensor, positions: [[Int
         } } }
         return out
     }
-    let kAll = sorted(group.run([Float](repeating: 0, count: cp * k.count)) { try group.comm.allGather(k.data) })  // [B, T, nkv, hs]
-    let vAll = sorted(group.run([Float](repeating: 0, count: cp * v.count)) { try group.comm.allGather(v.data) })  // [B, T, nkv, hs]
+    func zeros(_ count: Int) -> [Float] { [Float](repeating: 0, count: count) }   // what a failed collective gives
+    // TASK(Step4.3) allGatherAttention's gather and reduce-scatter @ Lessons/04-context-parallel.md#task-43
+    // > kAll and vAll: every rank's k and v (`group.comm.allGather` inside `group.run(zeros(…))`), put
+    // > in position order with `sorted`: [B, T, nkv, hs]; `keys` their positions, 0 ..< T.
+    // > `scatter` takes dK (or dV) of every key [B, T, nkv, hs] from this rank and returns the sum
+    // > over the ranks of this rank's own keys' [B, Tl, nkv, hs]: back to rank order with
+    // > `rankMajor`, then one `reduceScatter`. Every rank calls each collective in the same order.
+    let kAll = sorted(group.run(zeros(cp * k.count)) { try group.comm.allGather(k.data) })    // [B, T, nkv, hs]
+    let vAll = sorted(group.run(zeros(cp * v.count)) { try group.comm.allGather(v.data) })    // [B, T, nkv, hs]
+    let keys = Array(0 ..< t)                                                                   // their positions
+    let scatter = { (d: [Float]) in group.run(zeros(k.count)) { try group.comm.reduceScatter(rankMajor(d)) } }
+    // STAND-IN: let (kAll, vAll, keys) = (k.data, v.data, positions[group.rank])   // this rank's keys only
+    // STAND-IN: let scatter = { (d: [Float]) in d }
+    // END TASK(Step4.3)
     group.peakKeyValueFloats = max(group.peakKeyValueFloats, kAll.count + vAll.count)      // the whole sequence's
-    let s = AttentionKernel.Shape(batch: b, queryLength: tl, keyLength: t, heads: q.shape[2], kvHeads: nkv, headDim: hs)
-    let mask = AttentionMask.causal(queryPositions: positions[group.rank], keyPositions: Array(0 ..< t))
-    let (out, lse) = group.timed { AttentionKernel.forward(s, mask: mask, q: q.data, k: kAll, v: vAll) }   // [B, Tl, nh, hs]
+    let s = AttentionKernel.Shape(batch: b, queryLength: tl, keyLength: keys.count, heads: q.shape[2], kvHeads: nkv,
+                                  headDim: hs)
+    let mask = AttentionMask.causal(queryPositions: positions[group.rank], keyPositions: keys)
+    // O [B, Tl, nh, hs] and lse [B, nh, Tl]
+    let (out, lse) = group.timed { AttentionKernel.forward(s, mask: mask, q: q.data, k: kAll, v: vAll) }
     return Tensor.custom(inputs: [q, k, v], shape: q.shape, data: out) { dOut in
         var dq = [Float](repeating: 0, count: q.count)
         var dk = [Float](repeating: 0, count: kAll.count), dv = [Float](repeating: 0, count: vAll.count)
-        dq.withUnsafeMutableBufferPointer { pq in dk.withUnsafeMutableBufferPointer { pk in dv.withUnsafeMutableBufferPointer { pv in
-            AttentionKernel.backward(s, mask: mask, q: q.data, k: kAll, v: vAll, out: out, lse: lse, gradOut: dOut,
-                                     dq: pq.baseAddress, dk: pk.baseAddress, dv: pv.baseAddress)
-        } } }
-        // Every rank's dK for every key; the owner of a key needs the sum over ranks.
-        let dkMine = group.run([Float](repeating: 0, count: k.count)) { try group.comm.reduceScatter(rankMajor(dk)) }
-        let dvMine = group.run([Float](repeating: 0, count: v.count)) { try group.comm.reduceScatter(rankMajor(dv)) }
-        return [dq, dkMine, dvMine]
+        dq.withUnsafeMutableBufferPointer { pq in dk.withUnsafeMutableBufferPointer { pk in
+            dv.withUnsafeMutableBufferPointer { pv in
+                AttentionKernel.backward(s, mask: mask, q: q.data, k: kAll, v: vAll, out: out, lse: lse, gradOut: dOut,
+                                         dq: pq.baseAddress, dk: pk.baseAddress, dv: pv.baseAddress)
+            }
+        } }
+        return [dq, scatter(dk), scatter(dv)]      // every rank's dK of every key; each owner gets the sum of its own
     }
 }

@@ -34,13 +34,20 @@ public func applyContextParallel(to model: LlamaForCausalLM, group comm: Communi
         }
     }
     // The model's own loss (plain, or vocab-parallel under tensor parallelism): a mean over counted targets.
-    let (cp, mean) = (Float(comm.size), model.lossFunction)
+    let mean = model.lossFunction
     model.lossFunction = { logits, targets in
+        // TASK(Step4.2) the loss, each rank's share @ Lessons/04-context-parallel.md#task-42
+        // > `mean(logits, targets)` averages over this rank's n_r counted targets (labels other than
+        // > `LlamaForCausalLM.ignoreIndex`). Return cp · n_r / n · mean, with n = Σ n_r over the group
+        // > (an all-reduce inside `group.run`), so that the average over the cp ranks is the single
+        // > process's mean. A rank with n_r = 0 returns `0 * logits.sum()` (its mean would be 0/0).
         let mine = targets.filter { $0 != LlamaForCausalLM.ignoreIndex }.count   // n_r
         var count = [Float(mine)]
         group.run(()) { try comm.allReduce(&count, op: .sum) }                // n, the whole sequence's
         guard mine > 0 else { return 0 * logits.sum() }                       // nothing counted here
-        return (cp * Float(mine) / count[0]) * mean(logits, targets)          // cp · Σ_{i∈r} ℓ_i / n
+        return (Float(comm.size) * Float(mine) / count[0]) * mean(logits, targets)   // cp · Σ_{i∈r} ℓ_i / n
+        // STAND-IN: return mean(logits, targets)                              // this rank's own mean
+        // END TASK(Step4.2)
     }
     return group
 }

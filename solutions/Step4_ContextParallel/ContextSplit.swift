@@ -18,14 +18,21 @@ public enum ContextLayout: String, CaseIterable, Sendable {
 
 /// The global positions rank `r` of `cp` holds, in increasing order (`T/cp` of them).
 public func contextPositions(length t: Int, ranks cp: Int, rank r: Int, layout: ContextLayout) -> [Int] {
+    // TASK(Step4.1) contextPositions, contiguous and zigzag @ Lessons/04-context-parallel.md#task-41
+    // > Return the global positions of rank r's T/cp tokens, in increasing order. contiguous: the
+    // > r-th of cp equal runs. zigzag: cut the sequence in 2·cp chunks of c = T/(2·cp) tokens;
+    // > rank r holds chunk r and chunk 2·cp − 1 − r. RoPE and the causal mask read these, so they
+    // > are positions in the whole sequence, never 0 ..< T/cp.
     switch layout {
     case .contiguous:
-        let n = t / cp
+        let n = t / cp                                                   // tokens per rank
         return Array((r * n) ..< ((r + 1) * n))
     case .zigzag:
-        let c = t / (2 * cp)
+        let c = t / (2 * cp)                                             // tokens per chunk
         return Array((r * c) ..< ((r + 1) * c)) + Array(((2 * cp - 1 - r) * c) ..< ((2 * cp - r) * c))
     }
+    // STAND-IN: return Array(0 ..< t / cp)                                    // the local index: wrong positions
+    // END TASK(Step4.1)
 }
 
 /// The columns `positions` of each row of a `[B, T]` array: this rank's tokens `[B, T/cp]`.

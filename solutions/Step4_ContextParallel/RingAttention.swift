@@ -23,25 +23,37 @@ import TensorCore
 /// o `[B, Tq, nh, hs]`, lse `[B, nh, Tq]`. A row that saw no key has lse −∞ and contributes nothing.
 public func mergeAttention(_ o: inout [Float], _ lse: inout [Float], _ o2: [Float], _ lse2: [Float],
                            batch b: Int, queries tq: Int, heads nh: Int, headDim hs: Int) {
+    // TASK(Step4.4) mergeAttention, the log-sum-exp merge @ Lessons/04-context-parallel.md#task-44
+    // > For every row (batch bi, head h, query i): lse at (bi·nh + h)·Tq + i, the row's hs values of
+    // > o at ((bi·Tq + i)·nh + h)·hs. With m the max of the two lse: lse = m + log(e^(lse₁−m) +
+    // > e^(lse₂−m)), o = e^(lse₁−lse)·o₁ + e^(lse₂−lse)·o₂. Without m, e^lse overflows for large
+    // > scores. A row where both lse are −∞ saw no key yet: leave it as it is.
     for bi in 0 ..< b { for h in 0 ..< nh { for i in 0 ..< tq {
-        let li = (bi * nh + h) * tq + i
+        let li = (bi * nh + h) * tq + i                                  // lse [B, nh, Tq]
+        let row = ((bi * tq + i) * nh + h) * hs                          // o [B, Tq, nh, hs]
         let (l1, l2) = (lse[li], lse2[li])
-        let m = max(l1, l2)
+        let m = max(l1, l2)                                              // the running max
         guard m > -Float.infinity else { continue }                      // neither block had an allowed key
         let l = m + Foundation.log(Foundation.exp(l1 - m) + Foundation.exp(l2 - m))
         let (w1, w2) = (Foundation.exp(l1 - l), Foundation.exp(l2 - l))
-        let row = ((bi * tq + i) * nh + h) * hs
         for j in 0 ..< hs { o[row + j] = w1 * o[row + j] + w2 * o2[row + j] }
         lse[li] = l
     } } }
+    // END TASK(Step4.4)
 }
 
 /// The mask between this rank's queries and a block of keys: nil when every key is in every
 /// query's future (skip the block), `.none` when every key is in every query's past.
 func ringMask(queries qp: [Int], keys kp: [Int]) -> AttentionMask? {
-    if kp.first! > qp.last! { return nil }
-    if kp.last! <= qp.first! { return AttentionMask.none }
+    // TASK(Step4.5) ringMask, which blocks to skip @ Lessons/04-context-parallel.md#task-45
+    // > qp and kp are increasing positions. Return nil (skip the block) when every key comes after
+    // > every query, `AttentionMask.none` (a plain `.none` here would be the optional's nil) when
+    // > no key comes after any query, and the causal mask by positions otherwise.
+    if kp.first! > qp.last! { return nil }                               // all in the future
+    if kp.last! <= qp.first! { return AttentionMask.none }               // all in the past
     return .causal(queryPositions: qp, keyPositions: kp)
+    // STAND-IN: return .causal(queryPositions: qp, keyPositions: kp)   // right, but never skips
+    // END TASK(Step4.5)
 }
 
 /// Attention of this rank's queries over the whole sequence with the keys and values passed
@@ -49,48 +61,86 @@ func ringMask(queries qp: [Int], keys kp: [Int]) -> AttentionMask? {
 /// positions of rank r's tokens. Returns `[B, Tl, nh, hs]`.
 public func ringAttention(q: Tensor, k: Tensor, v: Tensor, positions: [[Int]], group: ContextGroup) -> Tensor {
     let (cp, r) = (group.size, group.rank)
+    precondition(positions.count == cp, "ring attention: positions of \(positions.count) ranks for a ring of \(cp)")
     let (b, tl, nh, nkv, hs) = (q.shape[0], q.shape[1], q.shape[2], k.shape[2], q.shape[3])
     let s = AttentionKernel.Shape(batch: b, queryLength: tl, keyLength: tl, heads: nh, kvHeads: nkv, headDim: hs)
-    let (next, previous, n) = ((r + 1) % cp, (r + cp - 1) % cp, k.count)
-    /// Sends `block` on and receives the previous rank's, around `work` done meanwhile.
-    func pass(_ block: [Float], while work: () -> Void) -> [Float] {
-        let posted = group.run(nil) { () throws -> (CommRequest<Void>, CommRequest<[Float]>)? in
-            (try group.comm.isend(block, to: next, tag: 40), try group.comm.irecv(count: block.count, from: previous, tag: 40))
-        }
-        work()                                                          // compute overlaps the transfer
-        guard let (sent, received) = posted else { return block }
-        return group.run(block) { try sent.wait(); return try received.wait() }
+    let n = k.count                                                     // floats of K (and of V) in a block
+    /// Starts sending `block` to rank `peer` and receiving one as large from rank `source`.
+    func post(_ block: [Float], to peer: Int, from source: Int) -> Transfer {
+        Transfer(block: block, requests: group.run(nil) {
+            (sent: try group.comm.isend(block, to: peer, tag: 40),
+             received: try group.comm.irecv(count: block.count, from: source, tag: 40))
+        })
+    }
+    /// (O, lse) of this rank's queries against `block` = [K | V] (whose keys `mask` describes).
+    func attend(_ mask: AttentionMask, _ block: [Float]) -> (out: [Float], lse: [Float]) {
+        let (kj, vj) = (Array(block[..<n]), Array(block[n ..< 2 * n]))
+        return group.timed { AttentionKernel.forward(s, mask: mask, q: q.data, k: kj, v: vj) }
     }
     var out = [Float](repeating: 0, count: q.count)                    // [B, Tl, nh, hs]
     var lse = [Float](repeating: -Float.infinity, count: b * nh * tl)  // [B, nh, Tl]
+    group.peakKeyValueFloats = max(group.peakKeyValueFloats, 2 * 2 * n)   // K, V in hand, and the pair arriving
+    // TASK(Step4.6) ringAttention's forward loop @ Lessons/04-context-parallel.md#task-46
+    // > cp steps; at step j this rank holds the block ([K | V]) of rank (r − j) mod cp. Post the
+    // > transfer of the block in hand to rank r + 1 and from rank r − 1 (`post`; not at the last
+    // > step), attend to the block in hand (`ringMask` says the mask; nil: skip it), merge into
+    // > (out, lse), then `wait()` for the next block: the transfer hides behind the compute.
     var block = k.data + v.data                                         // the block in hand: [K | V]
-    group.peakKeyValueFloats = max(group.peakKeyValueFloats, 2 * block.count)   // in hand, and the one arriving
     for j in 0 ..< cp {
-        let owner = (r - j + cp) % cp
-        let work = {
-            guard let mask = ringMask(queries: positions[r], keys: positions[owner]) else { return }   // the future
-            let (o2, l2) = group.timed { AttentionKernel.forward(s, mask: mask, q: q.data, k: Array(block[..<n]), v: Array(block[n...])) }
-            mergeAttention(&out, &lse, o2, l2, batch: b, queries: tl, heads: nh, headDim: hs)
+        let owner = (r - j + cp) % cp                                   // whose block this is
+        let transfer = j < cp - 1 ? post(block, to: (r + 1) % cp, from: (r - 1 + cp) % cp) : nil
+        if let mask = ringMask(queries: positions[r], keys: positions[owner]) {   // else: all in the future
+            let part = attend(mask, block)
+            mergeAttention(&out, &lse, part.out, part.lse, batch: b, queries: tl, heads: nh, headDim: hs)
         }
-        if j < cp - 1 { block = pass(block, while: work) } else { work() }
+        if let transfer { block = transfer.wait(group) }                // the next block, arrived meanwhile
     }
+    // STAND-IN: (out, lse) = attend(.causal(queryPositions: positions[r], keyPositions: positions[r]), k.data + v.data)
+    // END TASK(Step4.6)
     let (finalOut, finalLSE) = (out, lse)
     return Tensor.custom(inputs: [q, k, v], shape: q.shape, data: out) { dOut in
         var dq = [Float](repeating: 0, count: q.count)
-        var packet = k.data + v.data + [Float](repeating: 0, count: 2 * n)   // [K | V | dK | dV] travels
+        /// Adds this rank's share to dq and to the dK, dV of `packet` = [K | V | dK | dV], the
+        /// probabilities recomputed from the merged lse (never stored).
+        func addGradients(_ mask: AttentionMask, _ packet: inout [Float]) {
+            let (kj, vj) = (Array(packet[..<n]), Array(packet[n ..< 2 * n]))
+            dq.withUnsafeMutableBufferPointer { pq in packet.withUnsafeMutableBufferPointer { pp in
+                AttentionKernel.backward(s, mask: mask, q: q.data, k: kj, v: vj, out: finalOut, lse: finalLSE,
+                                         gradOut: dOut, dq: pq.baseAddress, dk: pp.baseAddress! + 2 * n,
+                                         dv: pp.baseAddress! + 3 * n)
+            } }
+        }
+        // TASK(Step4.7) ringAttention's backward loop @ Lessons/04-context-parallel.md#task-47
+        // > A packet [K | V | dK | dV] travels the ring as the blocks did, starting with this rank's
+        // > block and zero gradients. At step j it is rank (r − j)'s: add this rank's share
+        // > (`addGradients`, unless `ringMask` skips it), then pass it on (`post`, then `wait()`)
+        // > at every step, the last too: after cp passes the packet is back with its owner. Return
+        // > [dq, this rank's dK, its dV].
+        var packet = k.data + v.data + [Float](repeating: 0, count: 2 * n)   // [K | V | dK | dV]
         for j in 0 ..< cp {
             let owner = (r - j + cp) % cp
-            if let mask = ringMask(queries: positions[r], keys: positions[owner]) {   // else: the future
-                let (kj, vj) = (Array(packet[..<n]), Array(packet[n ..< 2 * n]))
-                dq.withUnsafeMutableBufferPointer { pq in packet.withUnsafeMutableBufferPointer { pp in
-                    AttentionKernel.backward(s, mask: mask, q: q.data, k: kj, v: vj, out: finalOut, lse: finalLSE,
-                                             gradOut: dOut, dq: pq.baseAddress, dk: pp.baseAddress! + 2 * n,
-                                             dv: pp.baseAddress! + 3 * n)
-                } }
+            if let mask = ringMask(queries: positions[r], keys: positions[owner]) {   // else: all in the future
+                addGradients(mask, &packet)
             }
-            packet = pass(packet) {}   // on with this rank's share of dK and dV added
+            packet = post(packet, to: (r + 1) % cp, from: (r - 1 + cp) % cp).wait(group)   // on, with this rank's share
         }
-        // After cp passes the packet is this rank's own block, with every rank's dK and dV added.
-        return [dq, Array(packet[(2 * n) ..< (3 * n)]), Array(packet[(3 * n)...])]
+        return [dq, Array(packet[(2 * n) ..< (3 * n)]), Array(packet[(3 * n)...])]   // back home, complete
+        // STAND-IN: var packet = k.data + v.data + [Float](repeating: 0, count: 2 * n)
+        // STAND-IN: addGradients(.causal(queryPositions: positions[r], keyPositions: positions[r]), &packet)
+        // STAND-IN: return [dq, Array(packet[(2 * n) ..< (3 * n)]), Array(packet[(3 * n)...])]
+        // END TASK(Step4.7)
+    }
+}
+
+/// A block on its way: the send to the next rank and the receive from the previous one, posted
+/// (nil when a collective failed already).
+struct Transfer {
+    let block: [Float]
+    let requests: (sent: CommRequest<Void>, received: CommRequest<[Float]>)?
+
+    /// Waits for both; returns the block received (the block sent, unchanged, after a failure).
+    func wait(_ group: ContextGroup) -> [Float] {
+        guard let (sent, received) = requests else { return block }
+        return group.run(block) { try sent.wait(); return try received.wait() }
     }
 }
