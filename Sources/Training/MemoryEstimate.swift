@@ -4,7 +4,8 @@
 //
 // Legend: P = parameters on this rank, B = micro-batch (sequences), T = sequence length, N = B·T tokens,
 // L = layers, C = hidden, qd = heads·head_dim, kvd = kv heads·head_dim, I = intermediate, V = vocabulary,
-// tp/dp/pp = tensor/data/pipeline-parallel sizes. Everything is float32 (4 bytes). With pp > 1, L is
+// tp/dp/pp = tensor/data/pipeline-parallel sizes; with cp, T is a rank's T/cp tokens. Everything is
+// float32 (4 bytes). With pp > 1, L is
 // the busiest stage's ⌈L/pp⌉ layers and the activations are those of the micro-batches it holds.
 //
 //   P             = (V·C·(1 if tied else 2) + L·(2·C·qd + 2·C·kvd + 3·C·I)) / tp + L·2C + C
@@ -71,7 +72,8 @@ public struct MemoryEstimate: Sendable, Equatable {
     public init(config: PicotronConfig, model: LlamaConfig) {
         let d = config.distributed, a = config.training.gradientAccumulationSteps
         self.init(model: model, microBatchSize: config.training.microBatchSize,
-                  sequenceLength: config.training.seqLength, tp: d.tpSize, dp: d.dpSize, pp: d.ppSize,
+                  sequenceLength: config.training.seqLength / max(1, d.cpSize),   // a cp rank's tokens
+                  tp: d.tpSize, dp: d.dpSize, pp: d.ppSize,
                   heldMicroBatches: Self.heldMicroBatches(engine: d.ppEngine, pp: d.ppSize, microBatches: a,
                                                           virtualStages: d.ppVirtualStages))
     }
