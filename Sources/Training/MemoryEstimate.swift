@@ -5,8 +5,8 @@
 // Legend: P = parameters on this rank, B = micro-batch (sequences), T = sequence length, N = B·T tokens,
 // L = layers, C = hidden, qd = heads·head_dim, kvd = kv heads·head_dim, I = intermediate, V = vocabulary,
 // tp/dp/pp = tensor/data/pipeline-parallel sizes; with cp, T is a rank's T/cp tokens. Everything is
-// float32 (4 bytes). With pp > 1, L is
-// the busiest stage's ⌈L/pp⌉ layers and the activations are those of the micro-batches it holds.
+// float32 (4 bytes). With pp > 1, L is the busiest stage's ⌈L/pp⌉ layers and the activations are
+// those of the micro-batches it holds.
 //
 //   P             = (V·C·(1 if tied else 2) + L·(2·C·qd + 2·C·kvd + 3·C·I)) / tp + L·2C + C
 //                   (every matrix is cut over tp, RMSNorm weights are replicated)
