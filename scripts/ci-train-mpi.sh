@@ -2,7 +2,9 @@
 # `picotron train` under mpirun prints the losses of a single process on the same global batch:
 # data parallel (dp 2), tensor parallel (tp 2) and both (dp 2 × tp 2 on 4 processes); pipeline
 # parallel (pp 2 with each engine, 2 micro-batches of 4) and dp 2 × pp 2; context parallel (cp 2,
-# zigzag ring attention) and cp 2 × dp 2.
+# zigzag ring attention) and cp 2 × dp 2; three 3D grids on 8 processes (dp 2 × pp 2 × tp 2 with 1f1b, cp 2 × pp 2
+# × tp 2, cp 2 × dp 2 × tp 2 with the contiguous layout) and dp 2 × tp 2 over TCP alone (`--mca btl tcp,self`: what
+# two machines without shared memory use). scripts/grid-matrix.sh runs every grid.
 # Usage: scripts/ci-train-mpi.sh BUILD_DIR   (the folder holding the built picotron)
 set -euo pipefail
 bin="${1:?usage: scripts/ci-train-mpi.sh BUILD_DIR}/picotron"
@@ -17,16 +19,17 @@ common=(train --steps 4 --seq-len 32 --sample 0 --log-every 1)
 losses() { sed -E 's/.*"loss":([-0-9.e+]+).*/\1/' "$out/$1/metrics.jsonl"; }
 
 status=0
+mpi_flags=()
 check() {   # name, np, flags…
   local name=$1 np=$2; shift 2
-  timeout 300 mpirun -np "$np" --oversubscribe "$bin" "${common[@]}" "$@" --out-dir "$out/$name" >"$out/$name.log" 2>&1 \
-    || { echo "FAIL: mpirun -np $np picotron train $*: exit $?"; tail -5 "$out/$name.log"; status=1; return; }
+  timeout 300 mpirun -np "$np" --oversubscribe "${mpi_flags[@]}" "$bin" "${common[@]}" "$@" --out-dir "$out/$name" >"$out/$name.log" 2>&1 \
+    || { echo "FAIL: mpirun -np $np ${mpi_flags[*]:+${mpi_flags[*]} }picotron train $*: exit $?"; tail -5 "$out/$name.log"; status=1; return; }
   # Same float32 terms summed in another order: within 1e-5 relative (a missing average or a
   # wrong shard is off by 1e-2).
   if paste <(losses "$name") <(losses single) | awk '{ d = $1 - $2; if (d < 0) d = -d; if (d > 1e-5 * $2) bad = 1 } END { exit bad }'; then
-    echo "ok: mpirun -np $np picotron train $* prints the single-process losses: $(losses "$name" | tr '\n' ' ')"
+    echo "ok: mpirun -np $np ${mpi_flags[*]:+${mpi_flags[*]} }picotron train $* prints the single-process losses: $(losses "$name" | tr '\n' ' ')"
   else
-    echo "FAIL: mpirun -np $np picotron train $*: losses $(losses "$name" | tr '\n' ' ') vs single $(losses single | tr '\n' ' ')"
+    echo "FAIL: mpirun -np $np ${mpi_flags[*]:+${mpi_flags[*]} }picotron train $*: losses $(losses "$name" | tr '\n' ' ') vs single $(losses single | tr '\n' ' ')"
     status=1
   fi
 }
@@ -39,4 +42,10 @@ check ppinterleaved 2 --pp 2 --pp-engine interleaved --mbs 4 --grad-acc 2
 check dppp 4 --dp 2 --pp 2 --mbs 2 --grad-acc 2
 check cp 2 --cp 2 --mbs 8
 check cpdp 4 --cp 2 --dp 2 --mbs 4
+check dppptp 8 --dp 2 --pp 2 --tp 2 --pp-engine 1f1b --mbs 2 --grad-acc 2
+check cppptp 8 --cp 2 --pp 2 --tp 2 --mbs 4 --grad-acc 2
+check cpdptp 8 --cp 2 --dp 2 --tp 2 --cp-layout contiguous --mbs 4
+mpi_flags=(--mca btl tcp,self)
+check dptptcp 4 --dp 2 --tp 2 --mbs 4
+mpi_flags=()
 exit $status

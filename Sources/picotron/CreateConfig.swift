@@ -13,8 +13,10 @@ struct CreateConfig: ParsableCommand {
             Takes huggingface/picotron's create_config.py flags with the same spellings, e.g.
               picotron create-config --out_dir tmp --exp_name llama-cpu --dp 2 --tp 2 --pp 2 \
             --pp_engine 1f1b --model_name micro --grad_acc_steps 2 --mbs 4 --seq_len 128
-            The model is a preset (\(presets)) or a local Hugging Face directory with a config.json; \
-            Hub ids are not downloaded. An existing config.json is never replaced without --force.
+            The model is a preset (\(presets)), a local Hugging Face directory with a config.json, or the \
+            Hub id of a published Llama architecture (\(LlamaConfig.hubArchitectureIds.joined(separator: ", "))): \
+            picotron reads only the architecture and initialises the weights at random, and so does this; nothing \
+            is downloaded. An existing config.json is never replaced without --force.
             """)
 
     static var presets: String { LlamaConfig.presetNames.joined(separator: ", ") }
@@ -41,7 +43,9 @@ struct CreateConfig: ParsableCommand {
     var ppEngine = "1f1b"
 
     @Option(name: .customLong("model_name"),
-            help: "A preset (micro, tiny, smollm135m) or a local Hugging Face directory with a config.json.")
+            help: ArgumentHelp("A preset (micro, tiny, smollm135m), a local Hugging Face directory with a config.json, "
+                               + "or a Hub id of the built-in table of published architectures (e.g. "
+                               + "HuggingFaceTB/SmolLM-1.7B)."))
     var modelName = "micro"
 
     @Option(name: .customLong("num_hidden_layers"), parsing: .unconditional, help: "Number of hidden layers (default: the model's).")

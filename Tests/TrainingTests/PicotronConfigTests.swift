@@ -116,10 +116,12 @@ final class PicotronConfigTests: XCTestCase {
         for part in ["note: model.dtype \"bfloat16\": this CPU implementation trains in float32",
                      "note: distributed.backend \"nccl\"", "note: distributed.use_cpu false",
                      "note: model.use_fused_adam true", "note: training.num_samples 4000",
-                     "note: dataset.name \"roneneldan/TinyStories\": Hub datasets are not downloaded"] {
+                     "note: dataset.name \"roneneldan/TinyStories\": Hub datasets are not downloaded",
+                     "note: model.name \"HuggingFaceTB/SmolLM-360M-Instruct\": the architecture comes from the built-in "
+                        + "table (the published config.json of HuggingFaceTB/SmolLM-360M); nothing is downloaded"] {
             assertContains(notes, part)
         }
-        XCTAssertEqual(notes.count, 6, "\(notes)")
+        XCTAssertEqual(notes.count, 7, "\(notes)")
         XCTAssertEqual(config.training.learningRate, 3e-4)
         XCTAssertEqual(config.training.microBatchSize, 32)
         XCTAssertEqual(config.training.seqLength, 1024)
@@ -130,10 +132,16 @@ final class PicotronConfigTests: XCTestCase {
         XCTAssertEqual(config.environment.ompNumThreads, "1")
         XCTAssertEqual(config.worldSize, 1)
         XCTAssertEqual(config.tokensPerStep, 32 * 1024)
-        // The Hub model cannot be fetched: the error says so, lists the presets and the local-directory way.
-        assertThrows(["model.name \"HuggingFaceTB/SmolLM-360M-Instruct\"", "micro, tiny, smollm135m",
-                      "Hub downloads are not available", "huggingface-cli download", "local directory"]) {
-            _ = try config.resolvedModelConfig()
+        // The Hub model is not fetched: its architecture comes from the table, picotron's overrides on top.
+        let model = try config.resolvedModelConfig()
+        XCTAssertEqual([model.hiddenSize, model.intermediateSize, model.numHiddenLayers, model.numAttentionHeads,
+                        model.numKeyValueHeads, model.maxPositionEmbeddings], [960, 2560, 16, 16, 4, 1024])
+        // A Hub model outside the table: the error says so, lists the presets, the table and the local-directory way.
+        var other = config
+        other.model.name = "mistralai/Mistral-7B-v0.1"
+        assertThrows(["model.name \"mistralai/Mistral-7B-v0.1\"", "micro, tiny, smollm135m",
+                      "HuggingFaceTB/SmolLM-1.7B", "Hub downloads are not available", "huggingface-cli download", "local directory"]) {
+            _ = try other.resolvedModelConfig()
         }
     }
 
@@ -267,6 +275,12 @@ final class PicotronConfigTests: XCTestCase {
             config.model.name = name
             XCTAssertEqual(try config.modelSource(), .preset("smollm135m"), name)
         }
+        // A Hub id of the table of published architectures: its sizes, max_position_embeddings = seq_length.
+        config.model.name = "HuggingFaceTB/SmolLM-1.7B-Instruct"
+        XCTAssertEqual(try config.modelSource(), .hub("HuggingFaceTB/SmolLM-1.7B"))
+        let smol = try config.resolvedModelConfig()
+        XCTAssertEqual([smol.vocabSize, smol.hiddenSize, smol.intermediateSize, smol.numHiddenLayers,
+                        smol.maxPositionEmbeddings], [49152, 2048, 8192, 24, 64])
         config.model.name = "micro"
         (config.model.numHiddenLayers, config.model.numAttentionHeads, config.model.numKeyValueHeads) = (2, 8, 4)
         let model = try config.resolvedModelConfig()
@@ -395,7 +409,7 @@ final class PicotronConfigTests: XCTestCase {
     func testCreateConfigChecksTheModelAndTheValuesBeforeWriting() throws {
         var options = CreateConfigOptions()
         (options.outDir, options.expName) = (dir.path, "hub")
-        options.modelName = "HuggingFaceTB/SmolLM-360M-Instruct"
+        options.modelName = "mistralai/Mistral-7B-v0.1"
         assertThrows(["Hub downloads are not available"]) { _ = try options.run() }
         options.modelName = "micro"
         options.tp = 3

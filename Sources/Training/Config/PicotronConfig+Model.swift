@@ -2,8 +2,10 @@
 //
 // picotron calls `AutoConfig.from_pretrained(name)` (a Hub download), then overrides num_hidden_layers,
 // num_attention_heads and num_key_value_heads from the config file and sets max_position_embeddings to
-// seq_length. Here the name is a local Hugging Face directory or a built-in preset; the overrides and
-// max_position_embeddings are applied the same way, plus our hidden/intermediate/vocab size extensions.
+// seq_length. Here the name is a local Hugging Face directory, a built-in preset, or a Hub id from the table of
+// published architectures (LlamaConfig+Hub.swift: picotron initialises weights at random, so the architecture is
+// all it reads from the Hub); the overrides and max_position_embeddings are applied the same way, plus our
+// hidden/intermediate/vocab size extensions.
 import Formats
 import Foundation
 import Llama
@@ -18,10 +20,13 @@ extension PicotronConfig {
         case directory(URL)
         /// A built-in preset, by its canonical name.
         case preset(String)
+        /// A published architecture from `LlamaConfig.hubArchitectures`, by its Hub id.
+        case hub(String)
     }
 
     /// Resolves `model.name`: a local directory with config.json first, then a preset by name, then a Hub id
-    /// whose last part names a preset ("HuggingFaceTB/SmolLM-135M" → smollm135m). Throws otherwise.
+    /// whose last part names a preset ("HuggingFaceTB/SmolLM-135M" → smollm135m), then a Hub id of the table of
+    /// published architectures ("HuggingFaceTB/SmolLM-1.7B"). Throws otherwise.
     public func modelSource() throws -> ModelSource {
         let name = model.name
         var isDirectory: ObjCBool = false
@@ -41,10 +46,12 @@ extension PicotronConfig {
                 return .preset(preset.name)
             }
         }
+        if let entry = LlamaConfig.hubArchitecture(named: name) { return .hub(entry.id) }
         let hub = name.contains("/")
-            ? " Hub downloads are not available here: download it once where you have network access "
-                + "(e.g. `huggingface-cli download \(name) --local-dir models/\(lastPart)`) and set model.name to "
-                + "that local directory"
+            ? " Hub downloads are not available here: the built-in table of published architectures knows "
+                + LlamaConfig.hubArchitectureIds.joined(separator: ", ") + "; for another model, download its "
+                + "config.json once where you have network access (e.g. `huggingface-cli download \(name) "
+                + "config.json --local-dir models/\(lastPart)`) and set model.name to that local directory"
             : ""
         throw TrainingError.config("model.name \(quoted(name)) is neither a built-in preset (\(Self.presetList)) "
                                    + "nor a local directory with a config.json.\(hub)")
@@ -60,6 +67,8 @@ extension PicotronConfig {
         switch try modelSource() {
         case .preset(let name):
             base = LlamaConfig.preset(named: name)!
+        case .hub(let id):
+            base = LlamaConfig.hubArchitecture(named: id)!.config
         case .directory(let url):
             do { base = try LlamaConfig.load(from: url) } catch {
                 throw TrainingError.config("model.name \(quoted(model.name)): \(error)")

@@ -4,6 +4,7 @@
 // property, the help, and for the keys a CPU treats differently the note saying what happens instead
 // (ConfigKey.swift). The tables list keys in picotron's order, extensions last.
 import Foundation
+import Llama
 
 extension PicotronConfig {
     // MARK: distributed
@@ -69,8 +70,19 @@ extension PicotronConfig {
         public init() {}
         public static let name = "model"
         public static let keys: [ConfigKey<Self>] = [
-            .init("name", \.name, "A local Hugging Face directory holding config.json, or a built-in preset (micro, "
-                  + "tiny, smollm135m). A Hub id whose last part names a preset (\".../SmolLM-135M\") finds it."),
+            .init("name", \.name, "A local Hugging Face directory holding config.json, a built-in preset (micro, "
+                  + "tiny, smollm135m), or a Hub id of a published Llama architecture (SmolLM, SmolLM2, TinyLlama, "
+                  + "Llama 2, 3, 3.2: see LlamaConfig.hubArchitectures). A Hub id whose last part names a preset "
+                  + "(\".../SmolLM-135M\") finds the preset.",
+                  note: { name, _ in
+                      let lastPart = name.split(separator: "/").last.map(String.init) ?? name
+                      guard !FileManager.default.fileExists(atPath: name), LlamaConfig.preset(named: name) == nil,
+                            LlamaConfig.preset(named: lastPart) == nil,
+                            let entry = LlamaConfig.hubArchitecture(named: name) else { return nil }
+                      return ConfigNote("the architecture comes from the built-in table (the published config.json "
+                                        + "of \(entry.id)); nothing is downloaded and the weights start at random, "
+                                        + "as picotron's do")
+                  }),
             .init("num_hidden_layers", \.numHiddenLayers, "Overrides the model's layer count when set."),
             .init("num_attention_heads", \.numAttentionHeads, "Overrides the model's query heads when set; head_dim "
                   + "becomes hidden_size / heads, as in picotron."),
