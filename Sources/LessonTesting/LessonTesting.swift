@@ -109,3 +109,25 @@ public func randomValues(_ count: Int, seed: UInt64, _ stream: String) -> [Float
     let rng = CounterRNG(seed: seed, stream: stream)
     return (0..<count).map { rng.uniform($0) * 2 - 1 }
 }
+
+/// Collects what a lesson prints (rank 0 emits blocks of lines, possibly from a rank's thread),
+/// so a test can check the lines the lesson executable would print.
+public final class LessonLines: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lines: [String] = []
+    public init() {}
+
+    /// Adds a block of output, split into lines.
+    public func add(_ block: String) {
+        lock.lock()
+        lines += block.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        lock.unlock()
+    }
+
+    /// Every line so far.
+    public var text: [String] {
+        lock.lock()
+        defer { lock.unlock() }
+        return lines
+    }
+}

@@ -5,36 +5,11 @@
 import Foundation
 import XCTest
 
-final class TrainCommandTests: XCTestCase {
-    var tmp: URL!
-    override func setUp() {
-        tmp = FileManager.default.temporaryDirectory.appendingPathComponent("picotron-cli-\(UUID())")
-        try? FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
-    }
-    override func tearDown() { try? FileManager.default.removeItem(at: tmp) }
-
+final class TrainCommandTests: TrainRunTestCase {
     /// A short run: 4 steps of 8 sequences × 32 bytes of the embedded corpus, no sample.
     func quick(_ out: String, _ extra: [String] = []) -> [String] {
         ["train", "--steps", "4", "--mbs", "8", "--seq-len", "32", "--sample", "0", "--log-every", "1",
          "--out-dir", tmp.appendingPathComponent(out).path] + extra
-    }
-
-    func losses(_ out: String) throws -> [Double] {
-        try String(contentsOf: tmp.appendingPathComponent(out).appendingPathComponent("metrics.jsonl"), encoding: .utf8)
-            .split(separator: "\n").map { line in
-                let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
-                return (object["loss"] as! NSNumber).doubleValue
-            }
-    }
-
-    // Tolerance: data and tensor parallel runs sum the same float32 terms in another order
-    // (all-reduce, split matmuls); over 4 AdamW steps the losses stay within ~1e-7 relative.
-    // 1e-5 leaves room for that and nothing else: a missing average or a wrong shard is off by 1e-2.
-    func assertSameLosses(_ a: [Double], _ b: [Double], _ what: String, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(a.count, b.count, what, file: file, line: line)
-        for (i, (x, y)) in zip(a, b).enumerated() where abs(x - y) > 1e-5 * abs(y) {
-            XCTFail("\(what): step \(i + 1) loss \(x), single process \(y)", file: file, line: line)
-        }
     }
 
     func testDataAndTensorParallelRunsMatchTheSingleProcess() throws {
@@ -48,9 +23,9 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertEqual(both.status, 0, both.output)
         let reference = try losses("single")
         XCTAssertLessThan(reference.last!, reference.first!)
-        assertSameLosses(try losses("dp"), reference, "dp 2")
-        assertSameLosses(try losses("tp"), reference, "tp 2")
-        assertSameLosses(try losses("dptp"), reference, "dp 2 × tp 2")
+        assertSame(try losses("dp"), reference, "dp 2")
+        assertSame(try losses("tp"), reference, "tp 2")
+        assertSame(try losses("dptp"), reference, "dp 2 × tp 2")
     }
 
     func testResumePrintsExactlyTheLossesOfTheUninterruptedRun() throws {
@@ -78,7 +53,7 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertEqual(try losses("tp2"), Array(try losses("tpfull")[2...]), "tp 2 resumed from a tp 2 checkpoint")
         let single = try Picotron.run(quick("tp1", ["--load-path", step2, "--config", every2]))
         XCTAssertEqual(single.status, 0, single.output)
-        assertSameLosses(try losses("tp1"), Array(try losses("tpfull")[2...]), "one process resumed from a tp 2 checkpoint")
+        assertSame(try losses("tp1"), Array(try losses("tpfull")[2...]), "one process resumed from a tp 2 checkpoint")
     }
 
     /// A config with checkpoints every 2 steps (the rest as the quick run's flags say).

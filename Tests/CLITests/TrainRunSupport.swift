@@ -17,7 +17,12 @@ class TrainRunTestCase: XCTestCase {
         let r = try Picotron.run(["train", "--steps", "4", "--mbs", "4", "--grad-acc", "2", "--seq-len", "32", "--sample", "0",
                                   "--out-dir", tmp.appendingPathComponent(out).path] + extra)
         XCTAssertEqual(r.status, 0, "\(extra.joined(separator: " ")):\n\(r.output)", file: file, line: line)
-        return try String(contentsOf: tmp.appendingPathComponent("\(out)/metrics.jsonl"), encoding: .utf8)
+        return try losses(out)
+    }
+
+    /// The losses a run into `out` wrote to its metrics, step by step.
+    func losses(_ out: String) throws -> [Double] {
+        try String(contentsOf: tmp.appendingPathComponent("\(out)/metrics.jsonl"), encoding: .utf8)
             .split(separator: "\n").map { line in
                 let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
                 return (object["loss"] as! NSNumber).doubleValue

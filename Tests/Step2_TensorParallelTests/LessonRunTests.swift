@@ -11,20 +11,10 @@ import Step2_TensorParallel
 import XCTest
 
 final class LessonRunTests: XCTestCase {
-    final class Lines: @unchecked Sendable {
-        let lock = NSLock()
-        var text = [String]()
-        func add(_ s: String) {
-            lock.lock()
-            text += s.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-            lock.unlock()
-        }
-    }
-
     func testLessonOutputOnTwoRanks() throws {
         if try tasksNotReady() { return }
         beginTasks()
-        let lines = Lines()
+        let lines = LessonLines()
         var options = TensorParallelLesson.Options()
         options.timing = false
         _ = try? InProcessRanks.run(2) { world in

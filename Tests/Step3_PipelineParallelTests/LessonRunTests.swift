@@ -8,16 +8,9 @@ import Step3Lesson
 import XCTest
 
 final class LessonRunTests: XCTestCase {
-    final class Lines: @unchecked Sendable {
-        private let lock = NSLock()
-        private var lines: [String] = []
-        func add(_ block: String) { lock.lock(); lines += block.split(separator: "\n", omittingEmptySubsequences: false).map(String.init); lock.unlock() }
-        var text: [String] { lock.lock(); defer { lock.unlock() }; return lines }
-    }
-
     func testLessonOnFourStages() throws {
         beginTasks()
-        let lines = Lines()
+        let lines = LessonLines()
         _ = try? InProcessRanks.run(4) { world in   // not onRanks: a failed check on the exercise track is expected
             try PipelineLesson.run(world: world, options: PipelineLesson.Options()) { lines.add($0) }
         }

@@ -8,16 +8,9 @@ import Step4Lesson
 import XCTest
 
 final class LessonRunTests: XCTestCase {
-    final class Lines: @unchecked Sendable {
-        private let lock = NSLock()
-        private var lines: [String] = []
-        func add(_ block: String) { lock.lock(); lines += block.split(separator: "\n", omittingEmptySubsequences: false).map(String.init); lock.unlock() }
-        var text: [String] { lock.lock(); defer { lock.unlock() }; return lines }
-    }
-
     func testLessonOnFourRanks() throws {
         beginTasks()
-        let lines = Lines()
+        let lines = LessonLines()
         // Not `onRanks`: an unfinished exercise makes the lesson's verification throw, and that must
         // read as the TODO, not as a failure of its own.
         let run = Result { try InProcessRanks.run(4) { world in
