@@ -78,8 +78,21 @@ public enum SafeTensorsWriter {
         }
     }
 
+    /// What the header says of one tensor.
+    struct Entry {
+        let name: String
+        let dtype: SafeTensorsDType
+        let shape: [Int]
+        let count: Int
+    }
+
     /// The header as written: 8-byte aligned, padded with spaces (as the Rust safetensors library does).
     static func headerBytes(_ sorted: [Tensor], metadata: [String: String]?) -> Data {
+        headerBytes(entries: sorted.map { Entry(name: $0.name, dtype: $0.dtype, shape: $0.shape, count: $0.count) },
+                    metadata: metadata)
+    }
+
+    static func headerBytes(entries sorted: [Entry], metadata: [String: String]?) -> Data {
         var parts: [String] = []
         if let metadata, !metadata.isEmpty {
             let items = metadata.sorted { $0.key < $1.key }.map { "\(jsonString($0.key)):\(jsonString($0.value))" }

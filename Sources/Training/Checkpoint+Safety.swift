@@ -89,14 +89,24 @@ extension CheckpointContents {
     /// The first weight or AdamW moment that is NaN or infinite, described, or nil.
     func firstNonFinite() -> String? {
         for (p, s) in zip(parameters, optimizer) {
-            for (what, values) in [("", p.values), ("AdamW's exp_avg of ", s.expAvg), ("AdamW's exp_avg_sq of ", s.expAvgSq)] {
-                if let i = values.firstIndex(where: { !$0.isFinite }) {
-                    return "\(what)\(p.name) holds \(describeValue(values[i])) at index \(i)"
-                }
+            for (part, values) in [(CheckpointPart.weights, p.values), (.expAvg, s.expAvg), (.expAvgSq, s.expAvgSq)] {
+                if let bad = Checkpoint.problem(in: values, part: part, of: p.name) { return bad }
             }
-            if let i = s.expAvgSq.firstIndex(where: { $0 < 0 }) {
-                return "AdamW's exp_avg_sq of \(p.name) holds \(s.expAvgSq[i]) at index \(i) (a mean of squares is never negative)"
-            }
+        }
+        return nil
+    }
+}
+
+extension Checkpoint {
+    /// What makes `values` unfit to save or resume (a value that is not finite, a negative mean of
+    /// squares), or nil.
+    static func problem(in values: [Float], part: CheckpointPart, of name: String) -> String? {
+        let what = ["", "AdamW's exp_avg of ", "AdamW's exp_avg_sq of "][part.rawValue]
+        if let i = values.firstIndex(where: { !$0.isFinite }) {
+            return "\(what)\(name) holds \(describeValue(values[i])) at index \(i)"
+        }
+        if part == .expAvgSq, let i = values.firstIndex(where: { $0 < 0 }) {
+            return "AdamW's exp_avg_sq of \(name) holds \(values[i]) at index \(i) (a mean of squares is never negative)"
         }
         return nil
     }

@@ -123,45 +123,22 @@ public enum Checkpoint {
         return missing
     }
 
-    /// Writes `contents` into `saveDir/step-NNNNNN`. Refuses non-finite weights or moments: a
-    /// diverged model saved as a checkpoint would be picked up by the next "resume from latest".
+    /// Writes `contents` into `saveDir/step-NNNNNN` (see `CheckpointWriter`). Refuses non-finite
+    /// weights or moments before writing anything.
     @discardableResult
     public static func save(_ contents: CheckpointContents, to saveDir: URL) throws -> URL {
-        let fm = FileManager.default
-        let final = saveDir.appendingPathComponent(directoryName(step: contents.trainer.step))
         if let bad = contents.firstNonFinite() {
-            throw TrainingError.checkpoint("not saving \(final.lastPathComponent): \(bad); the run has diverged, and "
-                                           + "the checkpoints already saved are kept as they are")
+            throw TrainingError.checkpoint("not saving \(directoryName(step: contents.trainer.step)): \(bad); the run has "
+                                           + "diverged, and the checkpoints already saved are kept as they are")
         }
-        guard !fm.fileExists(atPath: final.path) else {
-            throw TrainingError.checkpoint("\(final.path) already exists and is kept as it is; "
-                                           + "choose another checkpoint.save_dir or remove it")
+        let writer = try CheckpointWriter(saveDir: saveDir, step: contents.trainer.step, config: contents.config,
+                                          layout: contents.parameters.map { ($0.name, $0.shape) })
+        for (p, s) in zip(contents.parameters, contents.optimizer) {
+            try writer.write(p.name, .weights, p.values, step: s.step)
+            try writer.write(p.name, .expAvg, s.expAvg, step: s.step)
+            try writer.write(p.name, .expAvgSq, s.expAvgSq, step: s.step)
         }
-        // The host and process in the name tell a later run which unfinished folders are stale.
-        let temporary = saveDir.appendingPathComponent(".\(final.lastPathComponent).\(temporaryTag).tmp")
-        defer { try? fm.removeItem(at: temporary) }   // gone after the rename; cleans up after a failure
-        do {
-            try fm.createDirectory(at: temporary, withIntermediateDirectories: true)
-            try contents.config.save(to: temporary)
-            try SafeTensorsWriter.write(contents.parameters, metadata: ["format": "pt"],
-                                        to: temporary.appendingPathComponent(SafeTensorsCheckpoint.singleFileName))
-            let moments = zip(contents.parameters, contents.optimizer).flatMap { p, s in
-                [(name: "exp_avg." + p.name, shape: p.shape, values: s.expAvg),
-                 (name: "exp_avg_sq." + p.name, shape: p.shape, values: s.expAvgSq)]
-            }
-            try SafeTensorsWriter.write(moments, to: temporary.appendingPathComponent("optimizer.safetensors"))
-            var trainer = contents.trainer
-            trainer.optimizerSteps = contents.optimizer.map(\.step)
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(trainer).write(to: temporary.appendingPathComponent("trainer_state.json"), options: .atomic)
-            try fm.moveItem(at: temporary, to: final)
-        } catch {
-            throw TrainingError.checkpoint("could not write \(final.path) (\(OutputFile.describe(error))); nothing was "
-                                           + "left half-written. Free disk space or fix the folder's permissions, or "
-                                           + "choose another checkpoint.save_dir (--save-dir)")
-        }
-        return final
+        return try writer.finish(trainer: contents.trainer)
     }
 
     /// Writes a checkpoint of a single-process `model` and `optimizer`.
@@ -170,46 +147,16 @@ public enum Checkpoint {
         try save(CheckpointContents(model: model, optimizer: optimizer, trainer: state), to: saveDir)
     }
 
-    /// Reads a checkpoint of a model with architecture `config` whose parameters are `names`
+    /// Reads a whole checkpoint of a model with architecture `config` whose parameters are `names`
     /// (Hugging Face names, in `namedParameters` order: the same under any parallel layout).
     /// Shapes come from the file; equal architectures imply equal shapes.
     public static func read(from directory: URL, config: LlamaConfig, names: [String]) throws -> CheckpointContents {
-        let saved = try LlamaConfig.load(from: directory.appendingPathComponent("config.json"))
-        if let difference = describeDifference(saved, config) {
-            throw TrainingError.checkpoint("\(directory.path) is from a different model (\(difference)); "
-                                           + "resume with the model it was trained with, or start without load_path")
-        }
-        let weights = try SafeTensorsCheckpoint(directory: directory)
-        let data: Data
-        do { data = try Data(contentsOf: directory.appendingPathComponent("trainer_state.json")) } catch {
-            throw TrainingError.checkpoint("\(directory.path) has no readable trainer_state.json: it is not a training checkpoint")
-        }
-        let state: TrainerState
-        do { state = try JSONDecoder().decode(TrainerState.self, from: data) } catch {
-            throw TrainingError.checkpoint("\(directory.path)/trainer_state.json is malformed: \(error)")
-        }
-        try state.check(savedIn: directory)
-        guard state.optimizerSteps.count == names.count else {
-            throw TrainingError.checkpoint("\(directory.path): optimizer state for \(state.optimizerSteps.count) "
-                                           + "parameters, the model has \(names.count)")
-        }
-        let moments = try SafeTensorsFile(contentsOf: directory.appendingPathComponent("optimizer.safetensors"))
-        var parameters = [(name: String, shape: [Int], values: [Float])]()
-        var optimizer = [AdamW.State]()
-        for (name, steps) in zip(names, state.optimizerSteps) {
-            let (shape, values) = (try weights.info(name).shape, try weights.floats(name))
-            parameters.append((name, shape, values))
-            let (m, v) = (try moments.floats("exp_avg." + name), try moments.floats("exp_avg_sq." + name))
-            guard m.count == values.count, v.count == values.count else {
-                throw TrainingError.checkpoint("\(directory.path): optimizer state of \(name) has \(m.count) values, "
-                                               + "the parameter \(values.count)")
-            }
-            optimizer.append(AdamW.State(step: steps, expAvg: m, expAvgSq: v))
-        }
-        let contents = CheckpointContents(config: saved, parameters: parameters, optimizer: optimizer, trainer: state)
-        if let bad = contents.firstNonFinite() {
-            throw TrainingError.checkpoint("\(directory.path) cannot be resumed: \(bad); resume from an earlier "
-                                           + "checkpoint, or start without load_path")
+        let reader = try CheckpointReader(directory: directory, config: config, names: names)
+        var contents = CheckpointContents(config: reader.config, parameters: [], optimizer: [], trainer: reader.trainer)
+        for name in names {
+            let p = try reader.parameter(name)
+            contents.parameters.append((name, p.shape, p.values))
+            contents.optimizer.append(p.state)
         }
         return contents
     }

@@ -4,14 +4,16 @@
 //
 // Legend: P = parameters on this rank, B = micro-batch (sequences), T = sequence length, N = B·T tokens,
 // L = layers, C = hidden, qd = heads·head_dim, kvd = kv heads·head_dim, I = intermediate, V = vocabulary,
-// tp/dp/pp = tensor/data/pipeline-parallel sizes; with cp, T is a rank's T/cp tokens. Everything is
-// float32 (4 bytes). With pp > 1, L is the busiest stage's ⌈L/pp⌉ layers and the activations are
-// those of the micro-batches it holds.
+// tp/dp/cp/pp = tensor/data/context/pipeline-parallel sizes; with cp, T is a rank's T/cp tokens. Everything
+// is float32 (4 bytes). With pp > 1 each stage s is estimated on its own: L is its L_s layers, the V·C
+// matrices are the embedding (first stage) and the head (last stage), the final norm's C is the last
+// stage's, and the activations are those of the micro-batches its schedule holds.
 //
-//   P             = (V·C·(1 if tied else 2) + L·(2·C·qd + 2·C·kvd + 3·C·I)) / tp + L·2C + C
-//                   (every matrix is cut over tp, RMSNorm weights are replicated)
+//   P             = (VC·(number of V·C matrices) + L·(2·C·qd + 2·C·kvd + 3·C·I)) / tp + L·2C (+ C, last stage)
+//                   (every matrix is cut over tp, RMSNorm weights are replicated; one process holds the
+//                   embedding and, untied, lm_head: 2 matrices; tied, 1)
 //   weights       = 4·P;   gradients = 4·P;   optimizer (AdamW's m and v) = 8·P
-//   activations   = 4·N·(L·(6C + 3·(qd + kvd + I)/tp) + 2C + 3V/tp) + 16·N
+//   activations   = 4·N·(L·(6C + 3·(qd + kvd + I)/tp) + C (first stage) + C + 3V/tp (last stage)) + 16·N
 //                   (what autograd keeps per token and layer until the backward: the two norms' outputs,
 //                   o_proj's and down_proj's outputs and the two residual sums (6C); q before and after
 //                   RoPE and the attention output (3qd), k before and after RoPE and v (3kvd), gate, up
@@ -19,14 +21,14 @@
 //                   their softmax and gradient (3V); and the token ids, inputs and targets as Int (16 bytes).
 //                   Attention keeps no [T, T] matrix: the fused kernel recomputes it in the backward.
 //                   One micro-batch at a time: accumulation frees each graph after its backward.)
-//   communication = 4·P when dp > 1 (the data-parallel buckets hold a copy of every gradient), else 0
+//   communication = one bucket, min(4·P, 25 MiB), when dp·cp > 1: the gradients move into the data-parallel
+//                   buckets and back (they are never held twice), so a bucket is extra only while it is
+//                   copied back
 //
-// Not counted: the process itself (runtime, OpenBLAS's buffers, a few hundred MB), a memory-mapped token
-// file, and what a tensor-parallel checkpoint save gathers for a moment (the whole model's weights and
-// moments, 12 bytes per parameter). It is an estimate to catch runs that cannot fit, not an accountant.
-// Against the peak resident memory of real runs (release build, one rank): tiny, 64 × 256 tokens:
-// estimate 3.2 GiB, peak 3.0 GiB; smollm-135m, 4 × 256: 3.8 vs 3.6 GiB; tiny, 16 × 256: 0.9 vs 1.4 GiB
-// (small runs are dominated by what is not counted).
+// Not counted: the process itself (runtime, OpenBLAS's buffers, 100–200 MB), a memory-mapped token file,
+// and what a checkpoint save assembles for a moment (one whole parameter at a time, on the ranks that
+// hold it and on the main rank). It is an estimate to catch runs that cannot fit, not an accountant.
+// Against the peak resident memory of real runs: see docs/memory.md.
 
 import Foundation
 import Llama
@@ -46,49 +48,74 @@ public struct MemoryEstimate: Sendable, Equatable {
 
     /// The estimate for a rank of a run with these sizes (see the formula at the top of the file).
     /// - Parameters:
-    ///   - pp: pipeline stages; the estimate is the busiest stage's: ⌈L/pp⌉ layers, one V·C matrix
-    ///     (the embedding, or the head) where one process holds two when untied.
-    ///   - heldMicroBatches: how many micro-batches' activations a stage keeps at once (1 without a
-    ///     pipeline; AFAB all of the step's, 1F1B up to pp; see `heldMicroBatches(…)`).
-    public init(model c: LlamaConfig, microBatchSize: Int, sequenceLength: Int, tp: Int = 1, dp: Int = 1,
-                pp: Int = 1, heldMicroBatches: Double = 1) {
+    ///   - pp, stage: pipeline stages, and the stage this rank runs (nil: the busiest, stage 0's layers
+    ///     with one V·C matrix and both ends' activations: an upper bound for any stage).
+    ///   - virtualStages: chunks per stage of the interleaved schedule (its stage's layers).
+    ///   - heldMicroBatches: how many micro-batches' activations the stage keeps at once (1 without a
+    ///     pipeline; AFAB all of the step's, 1F1B up to pp − stage; see `heldMicroBatches(…)`).
+    public init(model c: LlamaConfig, microBatchSize: Int, sequenceLength: Int, tp: Int = 1, dp: Int = 1, cp: Int = 1,
+                pp: Int = 1, stage: Int? = nil, virtualStages: Int = 1, heldMicroBatches: Double = 1) {
         let (tp, C) = (Double(max(1, tp)), Double(c.hiddenSize))
-        let L = (Double(c.numHiddenLayers) / Double(max(1, pp))).rounded(.up)
+        let pp = max(1, pp)
+        let (first, last) = stage.map { ($0 == 0, $0 == pp - 1) } ?? (true, pp == 1)
+        let L = stage.map { Double(Self.layers(c.numHiddenLayers, pp: pp, virtualStages: virtualStages, stage: $0)) }
+            ?? (Double(c.numHiddenLayers) / Double(pp)).rounded(.up)
         let (V, I) = (Double(c.vocabSize), Double(c.intermediateSize))
         let qd = Double(c.numAttentionHeads) * Double(c.headDim)
         let kvd = Double(c.numKeyValueHeads) * Double(c.headDim)
-        let cut = V * C * (c.tieWordEmbeddings || pp > 1 ? 1 : 2) + L * (2 * C * qd + 2 * C * kvd + 3 * C * I)
-        let p = cut / tp + L * 2 * C + C
+        let matrices = pp == 1 ? (c.tieWordEmbeddings ? 1.0 : 2) : stage == nil ? 1 : (first ? 1 : 0) + (last ? 1 : 0)
+        let cut = V * C * matrices + L * (2 * C * qd + 2 * C * kvd + 3 * C * I)
+        let p = cut / tp + L * 2 * C + (last || stage == nil ? C : 0)
         let n = Double(microBatchSize) * Double(sequenceLength)
+        let ends = (first ? C : 0) + (last || stage == nil ? C + 3 * V / tp : 0)
         parametersPerRank = p
         weights = 4 * p
         gradients = 4 * p
         optimizer = 8 * p
-        activations = heldMicroBatches * (4 * n * (L * (6 * C + 3 * (qd + kvd + I) / tp) + 2 * C + 3 * V / tp) + 16 * n)
-        communication = dp > 1 ? 4 * p : 0
+        activations = heldMicroBatches * (4 * n * (L * (6 * C + 3 * (qd + kvd + I) / tp) + ends) + 16 * n)
+        communication = dp * cp > 1 ? min(4 * p, Self.bucketBytes) : 0
     }
 
-    /// The estimate for a rank of `config`'s run with its resolved `model`.
+    /// The data-parallel bucket (25 MiB, torch DDP's and picotron's default).
+    public static let bucketBytes = 25.0 * 1024 * 1024
+
+    /// The estimate for a rank of `config`'s run with its resolved `model`: the busiest stage's.
     public init(config: PicotronConfig, model: LlamaConfig) {
-        let d = config.distributed, a = config.training.gradientAccumulationSteps
-        self.init(model: model, microBatchSize: config.training.microBatchSize,
-                  sequenceLength: config.training.seqLength / max(1, d.cpSize),   // a cp rank's tokens
-                  tp: d.tpSize, dp: d.dpSize, pp: d.ppSize,
-                  heldMicroBatches: Self.heldMicroBatches(engine: d.ppEngine, pp: d.ppSize, microBatches: a,
-                                                          virtualStages: d.ppVirtualStages))
+        self = Self.stages(config: config, model: model).max { $0.perRank < $1.perRank }!
     }
 
-    /// Micro-batches of a stage's activations alive at once, stage 0 (the most): without a pipeline
-    /// 1 (accumulation frees each graph after its backward); AFAB all M; 1F1B min(M, pp); interleaved
-    /// 2(pp − 1) + (v − 1)·pp + 1 chunks of 1/v of a stage each.
-    public static func heldMicroBatches(engine: String, pp: Int, microBatches m: Int, virtualStages v: Int) -> Double {
+    /// One estimate per pipeline stage of `config`'s run (every rank of a stage needs the same).
+    public static func stages(config: PicotronConfig, model: LlamaConfig) -> [MemoryEstimate] {
+        let d = config.distributed, a = config.training.gradientAccumulationSteps
+        let v = d.ppEngine == "interleaved" ? d.ppVirtualStages : 1
+        return (0 ..< max(1, d.ppSize)).map { s in
+            MemoryEstimate(model: model, microBatchSize: config.training.microBatchSize,
+                           sequenceLength: config.training.seqLength / max(1, d.cpSize),   // a cp rank's tokens
+                           tp: d.tpSize, dp: d.dpSize, cp: d.cpSize, pp: d.ppSize, stage: s, virtualStages: v,
+                           heldMicroBatches: heldMicroBatches(engine: d.ppEngine, pp: d.ppSize, microBatches: a,
+                                                              virtualStages: d.ppVirtualStages, stage: s))
+        }
+    }
+
+    /// Layers on `stage` when L layers are split into pp · v chunks (picotron's split: the first
+    /// L mod chunks chunks one more), chunk k on stage k mod pp.
+    public static func layers(_ l: Int, pp: Int, virtualStages v: Int, stage: Int) -> Int {
+        let chunks = pp * max(1, v)
+        return stride(from: stage, to: chunks, by: pp).reduce(0) { $0 + l / chunks + ($1 < l % chunks ? 1 : 0) }
+    }
+
+    /// Micro-batches of stage s's activations alive at once (stage 0 holds the most): without a
+    /// pipeline 1 (accumulation frees each graph after its backward); AFAB all M; 1F1B min(M, pp − s);
+    /// interleaved 2(pp − 1 − s) + (v − 1)·pp + 1 chunks of 1/v of a stage each.
+    public static func heldMicroBatches(engine: String, pp: Int, microBatches m: Int, virtualStages v: Int,
+                                        stage s: Int = 0) -> Double {
         guard pp > 1 else { return 1 }
         switch engine {
         case "afab": return Double(m)
         case "interleaved":
-            let chunks: Int = min(m * v, 2 * (pp - 1) + (v - 1) * pp + 1)
+            let chunks: Int = min(m * v, 2 * (pp - 1 - s) + (v - 1) * pp + 1)
             return Double(chunks) / Double(max(1, v))
-        default: return Double(min(m, pp))
+        default: return Double(min(m, pp - s))
         }
     }
 
@@ -117,22 +144,34 @@ public struct MemoryEstimate: Sendable, Equatable {
     /// throws `TrainingError.memory` with the numbers and the fix. With `force` it returns the same
     /// numbers as a warning instead. Returns nil when the run fits.
     public func check(ranks: Int, available: Double = availableMemory, force: Bool = false) throws -> String? {
-        let total = perRank * Double(ranks)
+        try Self.check(stages: [self], ranks: ranks, available: available, force: force)
+    }
+
+    /// The same for a pipelined run, one estimate per stage: the ranks sharing the machine are spread
+    /// evenly over the stages (each stage has dp · cp · tp of them), so they need the stages' average each.
+    public static func check(stages: [MemoryEstimate], ranks: Int, available: Double = availableMemory,
+                             force: Bool = false) throws -> String? {
+        let average = stages.reduce(0) { $0 + $1.perRank } / Double(stages.count)
+        let total = average * Double(ranks)
         guard total > available else { return nil }
-        let parts = components.filter { $0.bytes > 0 }.map { "\($0.name) \(Self.format($0.bytes))" }
-        let who = ranks == 1 ? "" : " × \(ranks) ranks on this machine = \(Self.format(total))"
-        let needs = "this run needs about \(Self.format(perRank)) per rank (\(parts.joined(separator: ", ")))\(who), "
-            + "but this machine has \(Self.format(available))"
+        let busiest = stages.indices.max { stages[$0].perRank < stages[$1].perRank }!
+        let largest = stages[busiest]
+        let parts = largest.components.filter { $0.bytes > 0 }.map { "\($0.name) \(format($0.bytes))" }
+        let perRank = stages.count == 1 ? "\(format(average)) per rank (\(parts.joined(separator: ", ")))"
+            : "\(format(average)) per rank on average over its \(stages.count) pipeline stages (stage \(busiest), the "
+                + "largest: \(format(largest.perRank)): \(parts.joined(separator: ", ")))"
+        let who = ranks == 1 ? "" : " × \(ranks) ranks on this machine = \(format(total))"
+        let needs = "this run needs about \(perRank)\(who), but this machine has \(format(available))"
         guard !force else {
             return "warning: \(needs); --force runs it anyway, and it may fail to allocate or be killed"
         }
-        let largest = components.max { $0.bytes < $1.bytes }!
-        let first = largest.name == "activations"
+        let top = largest.components.max { $0.bytes < $1.bytes }!
+        let first = top.name == "activations"
             ? "activations are the largest part: use a smaller micro-batch (--mbs) or a shorter sequence (--seq-len)"
-            : "\(largest.name) are the largest part: use a smaller model (fewer model.num_hidden_layers, a smaller "
+            : "\(top.name) are the largest part: use a smaller model (fewer model.num_hidden_layers, a smaller "
                 + "hidden_size, intermediate_size or vocab_size)"
-        let then = largest.name == "activations" ? "a smaller model or more tensor parallelism (--tp)"
-            : "more tensor parallelism (--tp)"
+        let then = top.name == "activations" ? "a smaller model or more tensor parallelism (--tp)"
+            : "more tensor or pipeline parallelism (--tp, --pp)"
         let ranksFix = ranks > 1 ? "; or run fewer ranks on this machine" : ""
         throw TrainingError.memory("\(needs). \(first); \(then) shrinks every part, across machines with mpirun"
                                    + "\(ranksFix). The formula is in MemoryEstimate.swift; --force skips this check")

@@ -49,11 +49,14 @@ public struct ParallelHooks {
     public var globalSquaredNorm: ([Tensor]) throws -> Double = { GradientClipping.localSquaredNorm($0) }
     /// Whether this rank prints, writes metrics and writes checkpoints.
     public var isMainRank = true
-    /// For a model whose parameters are shards (tensor parallelism): the whole model's
-    /// checkpoint contents from this rank's (a collective: every rank calls it), and the way
-    /// back, this rank's shards from whole contents. Nil: the parameters are whole.
-    public var gatherCheckpoint: ((_ local: CheckpointContents) throws -> CheckpointContents)?
-    public var scatterCheckpoint: ((_ whole: CheckpointContents, _ model: LlamaForCausalLM, _ optimizer: AdamW) throws -> Void)?
+    /// For a model whose parameters are shards or spread over stages (tensor, pipeline parallelism):
+    /// the whole model's parameters with their full shapes, in model order (what a checkpoint holds);
+    /// how to assemble them one part at a time from this rank's `local` ones (a collective: every rank
+    /// calls it; `write` takes each whole part on the main rank); and the way back, this rank's
+    /// parameters and optimizer state from a checkpoint. Nil: the parameters are whole.
+    public var checkpointLayout: [(name: String, shape: [Int])]?
+    public var gatherCheckpoint: ((_ local: CheckpointContents, _ write: CheckpointSink) throws -> Void)?
+    public var scatterCheckpoint: ((_ checkpoint: CheckpointReader, _ model: LlamaForCausalLM, _ optimizer: AdamW) throws -> Void)?
     public var worldSize = 1
     /// The parameters this rank trains, by Hugging Face name (nil: all of the model's). A pipeline
     /// stage holds only its layers; the optimizer, clipping and checkpoints see these.
@@ -107,13 +110,13 @@ public final class Trainer {
                              + "which \(skipped.count == 1 ? "is" : "are") not a complete checkpoint")
             }
             // Checkpoints hold the whole model; a sharded model takes its slices of it.
-            let whole = try Checkpoint.read(from: dir, config: model.config, names: model.namedParameters.map(\.0))
+            let checkpoint = try CheckpointReader(directory: dir, config: model.config, names: model.namedParameters.map(\.0))
             if let scatter = parallel.scatterCheckpoint {
-                try scatter(whole, model, optimizer)
+                try scatter(checkpoint, model, optimizer)
             } else {
-                try whole.install(into: model, optimizer: optimizer)
+                try checkpoint.install(into: parameters, optimizer: optimizer)
             }
-            state = whole.trainer
+            state = checkpoint.trainer
             guard state.step < o.steps else {
                 throw TrainingError.checkpoint("\(dir.path) is at step \(state.step), and the run is \(o.steps) steps: "
                                                + "nothing left to do; raise training.total_train_steps (--steps)")
@@ -284,13 +287,35 @@ public final class Trainer {
         return all
     }
 
-    /// Writes a checkpoint of the current state. Every rank calls it; the main rank writes.
+    /// Writes a checkpoint of the current state. Every rank calls it; the main rank writes, one
+    /// parameter part at a time as the ranks assemble it (see Checkpoint+Stream.swift).
     public func save(to dir: URL) throws {
         let local = CheckpointContents(config: model.config, parameters: parameters.map { ($0.0, $0.1.shape, $0.1.data) },
                                        optimizer: optimizer.state, trainer: state)
-        let whole = try parallel.gatherCheckpoint?(local) ?? local
+        var writer: CheckpointWriter?, failure: Error?
+        if parallel.isMainRank {
+            do {
+                writer = try CheckpointWriter(saveDir: dir, step: state.step, config: model.config,
+                                              layout: parallel.checkpointLayout ?? local.parameters.map { ($0.name, $0.shape) })
+            } catch { failure = error }
+        }
+        // A failed write stops the writing, never the collective: the other ranks go on assembling.
+        let write: CheckpointSink = { name, part, values, step in
+            guard failure == nil, let writer else { return }
+            do { try writer.write(name, part, values, step: step) } catch { failure = error }
+        }
+        if let gather = parallel.gatherCheckpoint {
+            try gather(local, write)
+        } else {
+            for (p, s) in zip(local.parameters, local.optimizer) {
+                for (part, values) in [(CheckpointPart.weights, p.values), (.expAvg, s.expAvg), (.expAvgSq, s.expAvgSq)] {
+                    try write(p.name, part, values, s.step)
+                }
+            }
+        }
         guard parallel.isMainRank else { lastSavedStep = state.step; return }
-        try Checkpoint.save(whole, to: dir)
+        if let failure { throw failure }
+        try writer?.finish(trainer: state)
         lastSavedStep = state.step
     }
 }

@@ -53,24 +53,18 @@ extension ParallelPlan {
                 ?? GradientClipping.localSquaredNorm(stageParameters.filter { counted.contains($0.0) }.map(\.1))
             return Double(try grid.ppGroup.allReduced([Float(local)], op: .sum)[0])
         }
-        let gatherTP = hooks.gatherCheckpoint
-        hooks.gatherCheckpoint = { local in
-            try gatherPipeline(try gatherTP?(local) ?? local, config: model.config, group: grid.ppGroup,
+        hooks.checkpointLayout = fullShapes(model.config)
+        hooks.gatherCheckpoint = { local, write in
+            guard grid.dpRank == 0 && grid.cpRank == 0 else { return }   // every replica holds the same values
+            try gatherPipeline(local, config: model.config, grid: grid, write: write,
+                               whole: { values, name in try tp.map { try gatherWhole(values, spec: tensorParallelSpecs(of: model, group: $0)[name]!, group: $0) } ?? values },
                                owner: { owner(of: $0, config: model.config, pp: pp, v: v) })
         }
-        hooks.scatterCheckpoint = { whole, model, optimizer in
+        hooks.scatterCheckpoint = { checkpoint, model, optimizer in
             let specs = tp.map { tensorParallelSpecs(of: model, group: $0) }
-            let index = Dictionary(uniqueKeysWithValues: whole.parameters.enumerated().map { ($0.element.name, $0.offset) })
-            var states = [AdamW.State]()
-            for (name, p) in stageParameters {
-                guard let i = index[name] else { throw TrainingError.checkpoint("the checkpoint has no \(name)") }
-                let slice = { (x: [Float]) in specs?[name]?.slice(x) ?? x }
-                p.data = slice(whole.parameters[i].values)
-                var state = whole.optimizer[i]
-                (state.expAvg, state.expAvgSq) = (slice(state.expAvg), slice(state.expAvgSq))
-                states.append(state)
+            try checkpoint.install(into: stageParameters, optimizer: optimizer) { name, whole in
+                specs?[name].map { whole.count == $0.fullShape.reduce(1, *) ? $0.slice(whole) : whole } ?? whole
             }
-            try optimizer.restore(states)
         }
     }
 
@@ -85,25 +79,31 @@ extension ParallelPlan {
         return name.hasPrefix("model.embed_tokens.") ? 0 : pp - 1
     }
 
-    /// Whole checkpoint contents from every stage's share: in the model's order, each parameter and
-    /// its AdamW moments broadcast by the stage that holds it. A collective over the pipeline group.
-    static func gatherPipeline(_ local: CheckpointContents, config: LlamaConfig, group: Communicator,
-                               owner: (String) -> Int) throws -> CheckpointContents {
+    /// Streams the whole model's checkpoint, in model order, one parameter part at a time: the stage
+    /// that holds a parameter assembles it (`whole`: over its tensor-parallel group) and sends it to
+    /// stage 0, whose tensor-parallel rank 0 is the main rank that writes. Only one part is in flight
+    /// at a time, so no rank ever holds more than one whole tensor beyond its own training state.
+    /// A collective over the pipeline group (and the tensor-parallel groups of the owning stages).
+    static func gatherPipeline(_ local: CheckpointContents, config: LlamaConfig, grid: ProcessGrid, write: CheckpointSink,
+                               whole: (_ shard: [Float], _ name: String) throws -> [Float],
+                               owner: (String) -> Int) throws {
         let mine = Dictionary(uniqueKeysWithValues: local.parameters.enumerated().map { ($0.element.name, $0.offset) })
-        var whole = CheckpointContents(config: local.config, parameters: [], optimizer: [], trainer: local.trainer)
+        let (stage, group) = (grid.ppRank, grid.ppGroup)
+        let relays = grid.tpRank == 0   // the pipeline group that holds the main rank
         for (name, shape) in fullShapes(config) {
             let o = owner(name), n = shape.reduce(1, *)
-            var values = [Float](repeating: 0, count: 3 * n + 1)              // [weights | m | v | step]
-            if group.rank == o, let i = mine[name] {
-                let st = local.optimizer[i]
-                values = local.parameters[i].values + st.expAvg + st.expAvgSq + [Float(st.step)]
+            for part in CheckpointPart.allCases {
+                if stage == o, let i = mine[name] {
+                    let st = local.optimizer[i]
+                    let values = try whole([local.parameters[i].values, st.expAvg, st.expAvgSq][part.rawValue], name)   // [P]
+                    if stage == 0 { try write(name, part, values, st.step) }
+                    else if relays { try group.send(values + [Float(st.step)], to: 0) }                          // [P + 1]
+                } else if stage == 0 && relays {
+                    let got = try group.recv(count: n + 1, from: o)                                              // [P + 1]
+                    try write(name, part, Array(got[0 ..< n]), Int(got[n]))
+                }
             }
-            try group.broadcast(&values, root: o)
-            whole.parameters.append((name, shape, Array(values[0 ..< n])))
-            whole.optimizer.append(AdamW.State(step: Int(values[3 * n]), expAvg: Array(values[n ..< 2 * n]),
-                                               expAvgSq: Array(values[2 * n ..< 3 * n])))
         }
-        return whole
     }
 
     /// Every parameter of the whole model with its shape, in `namedParameters` order.

@@ -43,7 +43,11 @@ struct ParallelPlan {
             let made = try makeTensorParallelLlama(config: modelConfig, seed: seed, group: grid.tpGroup, keeps: keeps)
             (model, tp) = (made.model, made.group)
             hooks.globalSquaredNorm = { _ in try squaredGradNorm(of: model, group: grid.tpGroup) }
-            hooks.gatherCheckpoint = { try gatherCheckpoint($0, of: model, group: grid.tpGroup) }
+            hooks.checkpointLayout = fullShapes(modelConfig)
+            hooks.gatherCheckpoint = { local, write in   // every dp and cp replica holds the same values
+                guard grid.dpRank == 0 && grid.cpRank == 0 else { return }
+                try gatherCheckpoint(local, of: model, group: grid.tpGroup, write: write)
+            }
             hooks.scatterCheckpoint = { try scatterCheckpoint($0, into: $1, optimizer: $2, group: grid.tpGroup) }
         } else {
             model = try LlamaForCausalLM(config: modelConfig, seed: seed, building: LlamaBuilder.plain.keeping(keeps))
@@ -60,7 +64,7 @@ struct ParallelPlan {
         func synchronizer(_ parameters: [(String, Tensor)]) -> GradientSynchronizer? {
             var sync: GradientSynchronizer?
             if averaging.size > 1 {
-                sync = BucketedDataParallel(parameters: parameters, group: averaging, bucketMB: bucketMB)
+                sync = BucketedDataParallel(parameters: parameters, group: averaging, bucketMB: bucketMB, movesGradients: true)
             }
             if let cp { sync = CommunicationErrors(check: cp.check, then: sync) }
             if let tp { sync = CommunicationErrors(check: tp.check, then: sync) }

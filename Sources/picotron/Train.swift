@@ -82,8 +82,8 @@ struct Train: ParsableCommand {
         if !Launcher.isUnderMPI { try InProcessWorld.checkSize(ranks ?? cfg.worldSize) }   // before any work
         // Before anything is allocated: a run that cannot fit is refused with the numbers and the fix.
         let ranksSharingMemory = Launcher.isUnderMPI ? Launcher.mpiProcessesOnThisMachine : (ranks ?? cfg.worldSize)
-        let estimate = MemoryEstimate(config: cfg, model: modelConfig)
-        if let warning = try estimate.check(ranks: ranksSharingMemory, force: force) {
+        let stages = MemoryEstimate.stages(config: cfg, model: modelConfig)
+        if let warning = try MemoryEstimate.check(stages: stages, ranks: ranksSharingMemory, force: force) {
             fputs(warning + "\n", stderr)   // unbuffered: the run it warns about may end in the allocator
         }
         let dataset = try cfg.loadDataset()

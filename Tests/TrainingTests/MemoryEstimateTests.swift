@@ -30,7 +30,7 @@ final class MemoryEstimateTests: XCTestCase {
         XCTAssertEqual(e.gradients, 4 * p)
         XCTAssertEqual(e.optimizer, 8 * p, "AdamW keeps two float32 moments per parameter")
         XCTAssertEqual(e.activations, 4 * N * perToken + 16 * N, accuracy: 1e-6 * e.activations)
-        XCTAssertEqual(e.communication, 4 * p, "data-parallel buckets hold a copy of the gradients")
+        XCTAssertEqual(e.communication, 4 * p, "a model smaller than a bucket: one bucket of all its gradients")
         XCTAssertEqual(e.perRank, 20 * p + e.activations, accuracy: 1)
         XCTAssertEqual(MemoryEstimate(model: micro, microBatchSize: 16, sequenceLength: 128, tp: 2).communication, 0,
                        "no buckets without data parallelism")
@@ -52,6 +52,54 @@ final class MemoryEstimateTests: XCTestCase {
         let one = MemoryEstimate(model: micro, microBatchSize: 4, sequenceLength: 32, pp: 2, heldMicroBatches: 1)
         let afab = MemoryEstimate(model: micro, microBatchSize: 4, sequenceLength: 32, pp: 2, heldMicroBatches: 8)
         XCTAssertEqual(afab.activations, 8 * one.activations, accuracy: 1e-9 * afab.activations)
+    }
+
+    /// Each stage on its own: stage 0 the embedding and its layers, the last stage its layers, the final
+    /// norm and lm_head (micro is untied), counted here from the model's own parameter names.
+    func testEachPipelineStageIsEstimatedOnItsOwn() throws {
+        let model = LlamaForCausalLM(config: micro, seed: 1)
+        func count(_ keep: (String) -> Bool) -> Double {
+            Double(model.namedParameters.filter { keep($0.0) }.reduce(0) { $0 + $1.1.count })
+        }
+        let stage0 = count { $0.hasPrefix("model.embed_tokens.") || $0.hasPrefix("model.layers.0.") || $0.hasPrefix("model.layers.1.") }
+        let stage1 = count { $0.hasPrefix("model.layers.2.") || $0.hasPrefix("model.layers.3.") || $0 == "model.norm.weight"
+            || $0 == "lm_head.weight" }
+        var cfg = PicotronConfig.quickStart
+        (cfg.distributed.ppSize, cfg.distributed.dpSize, cfg.distributed.ppEngine) = (2, 1, "1f1b")
+        cfg.training.gradientAccumulationSteps = 4
+        let stages = MemoryEstimate.stages(config: cfg, model: micro)
+        XCTAssertEqual(stages.map(\.parametersPerRank), [stage0, stage1])
+        XCTAssertEqual(stages[0].parametersPerRank + stages[1].parametersPerRank, Double(micro.parameterCount),
+                       "the stages hold the model once between them")
+        let one = MemoryEstimate(model: micro, microBatchSize: cfg.training.microBatchSize,
+                                 sequenceLength: cfg.training.seqLength, pp: 2, stage: 1, heldMicroBatches: 1)
+        XCTAssertEqual(stages[1].activations, one.activations, accuracy: 1e-9 * one.activations,
+                       "1F1B: the last stage holds one micro-batch")
+        XCTAssertEqual(MemoryEstimate.heldMicroBatches(engine: "1f1b", pp: 4, microBatches: 8, virtualStages: 1, stage: 3), 1)
+        XCTAssertEqual(MemoryEstimate.heldMicroBatches(engine: "interleaved", pp: 4, microBatches: 8, virtualStages: 2,
+                                                       stage: 3), 2.5, "5 chunks of half a stage (lesson-pp measures 5)")
+        // 5 layers in 4 chunks (2, 1, 1, 1): stage 0 holds chunks 0 and 2, stage 1 chunks 1 and 3.
+        XCTAssertEqual((0 ..< 2).map { MemoryEstimate.layers(5, pp: 2, virtualStages: 2, stage: $0) }, [3, 2])
+        XCTAssertEqual((0 ..< 3).map { MemoryEstimate.layers(5, pp: 3, virtualStages: 1, stage: $0) }, [2, 2, 1])
+    }
+
+    /// The ranks sharing a machine are spread over the stages: they need the stages' average each.
+    func testAPipelinedRunIsCheckedAgainstTheAverageOfItsStages() throws {
+        var cfg = PicotronConfig.quickStart
+        (cfg.distributed.ppSize, cfg.distributed.dpSize) = (2, 2)
+        let stages = MemoryEstimate.stages(config: cfg, model: micro)
+        let average = (stages[0].perRank + stages[1].perRank) / 2
+        XCTAssertNil(try MemoryEstimate.check(stages: stages, ranks: 4, available: 4 * average + 1))
+        XCTAssertThrowsError(try MemoryEstimate.check(stages: stages, ranks: 4, available: 4 * average - 1)) { error in
+            XCTAssertTrue("\(error)".contains("on average over its 2 pipeline stages"), "\(error)")
+        }
+        XCTAssertEqual(stages[0].communication, 4 * stages[0].parametersPerRank, "a bucket as large as micro's gradients")
+        var big = micro
+        (big.hiddenSize, big.intermediateSize) = (2048, 8192)
+        XCTAssertEqual(MemoryEstimate(model: big, microBatchSize: 1, sequenceLength: 8, dp: 2).communication,
+                       25 * 1024 * 1024, "gradients move into the buckets: one 25 MiB bucket is extra")
+        XCTAssertEqual(MemoryEstimate(model: big, microBatchSize: 1, sequenceLength: 8, cp: 2).communication,
+                       25 * 1024 * 1024, "context parallelism averages over the cp group with the same buckets")
     }
 
     func testARunLargerThanTheMachineIsRefusedWithItsNumbers() throws {

@@ -43,13 +43,17 @@ public final class BucketedDataParallel: GradientSynchronizer {
     /// The communication queue: waits on the launched requests, in launch order.
     private let commQueue = DispatchQueue(label: "picotron.dp.comm")
 
-    /// - Parameter bucketMB: capacity of a bucket in MiB (25 in torch DDP and picotron; the lesson
-    ///   model is tiny, so the lesson and tests use small values to get several buckets).
-    public init(parameters: [(String, Tensor)], group: Communicator, bucketMB: Double = 25) {
+    /// - Parameters:
+    ///   - bucketMB: capacity of a bucket in MiB (25 in torch DDP and picotron; the lesson
+    ///     model is tiny, so the lesson and tests use small values to get several buckets).
+    ///   - movesGradients: the gradients move into the buckets and back instead of being copied,
+    ///     so they are never held twice (see `Bucket.movesGradients`); same numbers.
+    public init(parameters: [(String, Tensor)], group: Communicator, bucketMB: Double = 25, movesGradients: Bool = false) {
         self.group = group
         let trainable = parameters.filter { $0.1.requiresGrad }
         let plan = assignBuckets(sizes: trainable.map { $0.1.count }, capacity: bucketCapacity(megabytes: bucketMB))
         buckets = plan.enumerated().map { b, members in Bucket(index: b, parameters: members.map { trainable[$0] }) }
+        for bucket in buckets { bucket.movesGradients = movesGradients }
         for bucket in buckets {
             for (s, slot) in bucket.slots.enumerated() {
                 location[ObjectIdentifier(slot.tensor)] = (bucket.index, s)

@@ -80,9 +80,16 @@ public final class Bucket {
 
     public let index: Int
     public let slots: [Slot]
-    /// The flat buffer the all-reduce works on: its address never moves, as MPI requires of a
-    /// non-blocking operation's memory. `[Σ P_k]`
-    public let buffer: FloatBuffer
+    /// The flat buffer the all-reduce works on: its address never moves while a reduction is in
+    /// flight, as MPI requires of a non-blocking operation's memory. `[Σ P_k]`
+    public private(set) var buffer: FloatBuffer
+    /// Whether the gradients move into the bucket instead of being copied (PyTorch DDP's
+    /// `gradient_as_bucket_view` saves the same memory): `pack` frees a gradient once copied, and the
+    /// buffer lives only from the first `pack` to the `unpack`, so a rank never holds its gradients
+    /// twice. Off in the lesson (the copy is easier to watch); `picotron train` turns it on.
+    var movesGradients = false
+    /// Σ P_k.
+    private let total: Int
     /// How many of this bucket's gradients are final in the current backward pass.
     var readyCount = 0
     /// The reduction in flight, once launched; nil before launch and after the final wait.
@@ -97,14 +104,17 @@ public final class Bucket {
         }
         self.index = index
         self.slots = slots
+        total = offset
         buffer = FloatBuffer(count: offset)
     }
 
     /// Σ P_k, the values in the bucket.
-    public var count: Int { buffer.count }
+    public var count: Int { total }
 
     /// Copies `slot`'s gradient (zeros if it has none) into its place in the buffer.
     func pack(_ slot: Slot) {
+        if buffer.count != total { buffer = FloatBuffer(count: total) }                 // [Σ P_k]
+        defer { if movesGradients { slot.tensor.grad = nil } }
         buffer.withUnsafeMutableBufferPointer { b in
             guard let base = b.baseAddress else { return }
             if let g = slot.tensor.grad {
@@ -126,6 +136,7 @@ public final class Bucket {
                 slot.tensor.grad = g
             }
         }
+        if movesGradients { buffer = FloatBuffer(count: 0) }
     }
 }
 

@@ -8,39 +8,29 @@ import Distributed
 import Llama
 import Training
 
-/// The whole model's checkpoint contents from this rank's `local` ones. A collective over `group`.
-public func gatherCheckpoint(_ local: CheckpointContents, of model: LlamaForCausalLM, group: Communicator)
-    throws -> CheckpointContents {
+/// Streams the whole model's checkpoint from this rank's `local` contents, one parameter part at a
+/// time: a cut part is all-gathered over `group` and assembled, a replicated one is already whole.
+/// `write` gets every whole part, on every rank. A collective over `group`.
+public func gatherCheckpoint(_ local: CheckpointContents, of model: LlamaForCausalLM, group: Communicator,
+                             write: CheckpointSink) throws {
     let specs = tensorParallelSpecs(of: model, group: group)
-    var whole = local
-    for (i, p) in local.parameters.enumerated() {
-        let spec = specs[p.name]!
-        guard spec.cut != .replicated else { continue }
-        whole.parameters[i] = (p.name, spec.fullShape, spec.assemble(try group.allGather(p.values)))         // [P]
-        whole.optimizer[i].expAvg = spec.assemble(try group.allGather(local.optimizer[i].expAvg))            // [P]
-        whole.optimizer[i].expAvgSq = spec.assemble(try group.allGather(local.optimizer[i].expAvgSq))        // [P]
+    for (p, state) in zip(local.parameters, local.optimizer) {
+        for (part, values) in [(CheckpointPart.weights, p.values), (.expAvg, state.expAvg), (.expAvgSq, state.expAvgSq)] {
+            try write(p.name, part, try gatherWhole(values, spec: specs[p.name]!, group: group), state.step)     // [P]
+        }
     }
-    return whole
 }
 
-/// Puts this rank's slices of the `whole` contents into its shards of `model` and its optimizer.
-public func scatterCheckpoint(_ whole: CheckpointContents, into model: LlamaForCausalLM, optimizer: AdamW,
+/// One parameter part in full from this rank's shard of it. A collective over `group` when it is cut.
+public func gatherWhole(_ shard: [Float], spec: ShardSpec, group: Communicator) throws -> [Float] {
+    spec.cut == .replicated ? shard : spec.assemble(try group.allGather(shard))                            // [P]
+}
+
+/// Puts this rank's slices of `checkpoint` into its shards of `model` and its optimizer.
+public func scatterCheckpoint(_ checkpoint: CheckpointReader, into model: LlamaForCausalLM, optimizer: AdamW,
                               group: Communicator) throws {
     let specs = tensorParallelSpecs(of: model, group: group)
-    let index = Dictionary(uniqueKeysWithValues: whole.parameters.enumerated().map { ($0.element.name, $0.offset) })
-    var states = [AdamW.State]()
-    for (name, p) in model.namedParameters {
-        guard let i = index[name], let spec = specs[name] else {
-            throw TrainingError.checkpoint("the checkpoint has no \(name)")
-        }
-        guard whole.parameters[i].values.count == spec.fullShape.reduce(1, *) else {
-            throw TrainingError.checkpoint("the checkpoint's \(name) has shape \(whole.parameters[i].shape), the model "
-                                           + "\(spec.fullShape): its config.json and weights disagree")
-        }
-        p.data = spec.slice(whole.parameters[i].values)
-        var s = whole.optimizer[i]
-        (s.expAvg, s.expAvgSq) = (spec.slice(s.expAvg), spec.slice(s.expAvgSq))
-        states.append(s)
+    try checkpoint.install(into: model.namedParameters, optimizer: optimizer) { name, whole in
+        specs[name].map { whole.count == $0.fullShape.reduce(1, *) ? $0.slice(whole) : whole } ?? whole
     }
-    try optimizer.restore(states)
 }
