@@ -20,11 +20,14 @@ export OMPI_MCA_pml=ob1
 status=0
 for launcher in srun mpirun; do
   run="runs/$launcher/dp2_tp2"
-  "$bin" create-config --out_dir "runs/$launcher" --exp_name dp2_tp2 --dp 2 --tp 2 --model_name micro --mbs 2 --seq_len 32 >/dev/null
+  "$bin" create-config --out_dir "runs/$launcher" --exp_name dp2_tp2 --dp 2 --tp 2 --model_name micro --mbs 2 \
+      --seq_len 32 >/dev/null
   # create-config has no step count (as picotron's): 4 steps keep the job short.
   sed -i 's/"total_train_steps" : [0-9]*/"total_train_steps" : 4/' "$run/config.json"
   "$bin" submit-slurm --inp_dir "runs/$launcher" --launcher "$launcher" --time 00:05:00
-  [ "$(cat "$run/status.txt")" != init ] || { echo "FAIL: $launcher: status.txt still says init after submitting"; status=1; continue; }
+  if [ "$(cat "$run/status.txt")" = init ]; then
+    echo "FAIL: $launcher: status.txt still says init after submitting"; status=1; continue
+  fi
 
   deadline=$((SECONDS + 600))
   while :; do
@@ -34,7 +37,8 @@ for launcher in srun mpirun; do
     sleep 2
   done
   if [ "$state" = completed ]; then
-    echo "ok: $launcher: the job ran picotron train on 4 ranks; status.txt says completed; $(grep -c '^{' "$run/metrics.jsonl") steps in metrics.jsonl"
+    steps=$(grep -c '^{' "$run/metrics.jsonl")
+    echo "ok: $launcher: the job ran picotron train on 4 ranks; status.txt says completed; $steps steps in metrics.jsonl"
   else
     echo "FAIL: $launcher: status $state; the job's log:"
     cat "$run"/log_*.out || true

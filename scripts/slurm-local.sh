@@ -12,7 +12,7 @@ set -euo pipefail
 
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then
-  command -v sudo >/dev/null || { echo "error: slurm-local.sh needs root or sudo (it installs packages and starts daemons)" >&2; exit 1; }
+  command -v sudo >/dev/null || { echo "error: slurm-local.sh needs root or sudo (it installs and starts daemons)" >&2; exit 1; }
   sudo="sudo"
 fi
 node="$(hostname -s)"
@@ -22,7 +22,9 @@ running() { [ -f "$1" ] && $sudo kill -0 "$(cat "$1")" 2>/dev/null; }   # a pid 
 
 if [ "${1:-}" = "--stop" ]; then
   for pidfile in /run/slurmd.pid /run/slurmctld.pid /run/munge/munged.pid; do
-    if running "$pidfile"; then echo "stopping $(basename "$pidfile" .pid) (pid $(cat "$pidfile"))"; $sudo kill "$(cat "$pidfile")"; fi
+    running "$pidfile" || continue
+    echo "stopping $(basename "$pidfile" .pid) (pid $(cat "$pidfile"))"
+    $sudo kill "$(cat "$pidfile")"
   done
   exit 0
 fi
@@ -111,7 +113,11 @@ for daemon in slurmctld slurmd; do
     echo "$daemon is running (pid $(cat "$pidfile"))"
   else
     echo "starting $daemon"
-    $sudo "/usr/sbin/$daemon" || { echo "error: $daemon did not start; its log:" >&2; $sudo tail -20 "/var/log/slurm/$daemon.log" >&2; exit 1; }
+    if ! $sudo "/usr/sbin/$daemon"; then
+      echo "error: $daemon did not start; its log:" >&2
+      $sudo tail -20 "/var/log/slurm/$daemon.log" >&2
+      exit 1
+    fi
   fi
 done
 

@@ -16,7 +16,8 @@ struct ExtractMetrics: ParsableCommand {
             empty numbers.
             """)
 
-    @Option(name: [.customLong("inp_dir"), .customLong("inp-dir")], help: "The folder holding the runs (searched recursively).")
+    @Option(name: [.customLong("inp_dir"), .customLong("inp-dir")],
+            help: "The folder holding the runs (searched recursively).")
     var inpDir: String
 
     static let stepColumns = ["step", "loss", "lr", "grad_norm", "tokens_per_second", "tokens_seen", "mfu", "memory_bytes",
@@ -64,7 +65,8 @@ struct ExtractMetrics: ParsableCommand {
                                                                         nan: "nan")
         var steps: [StepMetrics] = [], skipped = 0
         for line in text.split(separator: "\n") where !line.allSatisfy(\.isWhitespace) {
-            if let step = try? decoder.decode(StepMetrics.self, from: Data(line.utf8)) { steps.append(step) } else { skipped += 1 }
+            guard let step = try? decoder.decode(StepMetrics.self, from: Data(line.utf8)) else { skipped += 1; continue }
+            steps.append(step)
         }
         return (steps, skipped)
     }

@@ -66,7 +66,8 @@ struct RunFolder {
                            + "\(dir) --exp_name NAME`")
         }
         var configs = [root.appendingPathComponent("config.json")]
-        if let walk = FileManager.default.enumerator(at: root, includingPropertiesForKeys: nil, options: [.skipsHiddenFiles]) {
+        let walk = FileManager.default.enumerator(at: root, includingPropertiesForKeys: nil, options: [.skipsHiddenFiles])
+        if let walk {
             for case let file as URL in walk where file.lastPathComponent == "config.json" { configs.append(file) }
         }
         var seen = Set<String>()

@@ -65,7 +65,7 @@ struct SlurmJob {
         return """
             #!/bin/bash
             # Written by `picotron submit-slurm` for the run in \(run.url.path):
-            # \(ranks) ranks (dp × pp × cp × tp) as \(ranks) tasks on \(nodes) node\(nodes == 1 ? "" : "s"), started by \(launcher.rawValue).
+            # \(ranks) ranks (dp × pp × cp × tp) as \(ranks) tasks on \(nodes) node(s), started by \(launcher.rawValue).
             # Submit it again with `picotron submit-slurm --inp_dir DIR --only STATUS`, or with `sbatch` on this file.
             \(header.map { "#SBATCH " + $0 }.joined(separator: "\n"))
 
@@ -96,7 +96,7 @@ struct SlurmJob {
             # USR1 comes \(stopBeforeLimit) s before the time limit: pass it to the ranks, which stop after their step and
             # save a checkpoint. TERM (scancel, or the limit itself) is passed on too.
             near_limit=0
-            trap 'near_limit=1; echo "time limit near: asking the ranks to stop and save"; kill -USR1 "$launcher" 2>/dev/null' USR1
+            trap 'near_limit=1; echo "time limit near: the ranks stop and save"; kill -USR1 "$launcher" 2>/dev/null' USR1
             trap 'kill -TERM "$launcher" 2>/dev/null' TERM
             \(launcher.command) \(train) &
             launcher=$!
@@ -106,7 +106,7 @@ struct SlurmJob {
             log="$run/log_$SLURM_JOB_ID.out"
             if [ "$code" -eq 0 ]; then set_status completed
             elif [ "$near_limit" = 1 ] || grep -q "DUE TO TIME LIMIT" "$log" 2>/dev/null; then set_status timeout
-            elif [ "$code" -eq 137 ] || grep -qiE "out of memory|oom-kill|oom_kill|but this machine has" "$log" 2>/dev/null; then
+            elif [ "$code" -eq 137 ] || grep -qiE "out of memory|oom.kill|but this machine has" "$log" 2>/dev/null; then
               set_status oom
             else set_status fail
             fi
@@ -129,7 +129,8 @@ struct SlurmPartition {
         var found: SlurmPartition?
         for line in output.split(separator: "\n") {
             let fields = line.split(separator: " ")
-            guard fields.count == 3, let nodes = Int(fields[1]), let cpus = Int(fields[2].filter(\.isNumber)) else { continue }
+            guard fields.count == 3, let nodes = Int(fields[1]),
+                  let cpus = Int(fields[2].filter(\.isNumber)) else { continue }
             let isDefault = fields[0].hasSuffix("*")
             let name = fields[0].replacingOccurrences(of: "*", with: "")
             guard partition.map({ $0 == name }) ?? isDefault else { continue }

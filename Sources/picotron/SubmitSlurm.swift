@@ -18,7 +18,8 @@ struct SubmitSlurm: ParsableCommand {
             add others with --env. No cluster at hand? scripts/slurm-local.sh starts a one-node one here.
             """)
 
-    @Option(name: [.customLong("inp_dir"), .customLong("inp-dir")], help: "The folder holding the runs (searched recursively).")
+    @Option(name: [.customLong("inp_dir"), .customLong("inp-dir")],
+            help: "The folder holding the runs (searched recursively).")
     var inpDir: String
 
     @Option(help: ArgumentHelp("Submit only the runs whose status.txt says one of these, comma-separated "
@@ -64,7 +65,8 @@ struct SubmitSlurm: ParsableCommand {
     func validate() throws {
         let unknown = statuses.filter { RunStatus(rawValue: $0) == nil }.sorted()
         guard unknown.isEmpty else {
-            throw ValidationError("--only \(only): \(unknown.joined(separator: ", ")) is not a status; use \(RunStatus.names) or all")
+            throw ValidationError("--only \(only): \(unknown.joined(separator: ", ")) is not a status; "
+                                  + "use \(RunStatus.names) or all")
         }
         guard cpusPerTask >= 1, (tasksPerNode ?? 1) >= 1, saveBeforeLimit >= 0 else {
             throw ValidationError("--cpus-per-task \(cpusPerTask) and --tasks-per-node must be ≥ 1, --save-before-limit ≥ 0")
@@ -95,7 +97,8 @@ struct SubmitSlurm: ParsableCommand {
         }
         let perNode = tasksPerNode ?? cluster.map { max(1, $0.cpusPerNode / cpusPerTask) } ?? 8
         if let cluster {
-            print("partition \(cluster.name): \(cluster.nodes) node\(cluster.nodes == 1 ? "" : "s") × \(cluster.cpusPerNode) CPUs")
+            let nodes = "\(cluster.nodes) node\(cluster.nodes == 1 ? "" : "s")"
+            print("partition \(cluster.name): \(nodes) × \(cluster.cpusPerNode) CPUs")
         }
         let exports = jobEnvironment
         var (submitted, skipped, failed) = (0, 0, 0)
@@ -110,8 +113,8 @@ struct SubmitSlurm: ParsableCommand {
                 if !FileManager.default.fileExists(atPath: run.statusFile.path) { try run.setStatus(.initial) }
                 let job = try job(for: run, tasksPerNode: perNode, cluster: cluster, environment: exports)
                 try Data(job.script.utf8).write(to: run.jobScript)
-                let shape = "\(job.ranks) tasks on \(job.nodes) node\(job.nodes == 1 ? "" : "s") (\(min(job.ranks, perNode)) per node), "
-                    + job.launcher.rawValue
+                let nodes = "\(job.nodes) node\(job.nodes == 1 ? "" : "s")"
+                let shape = "\(job.ranks) tasks on \(nodes) (\(job.tasksPerNode) per node), \(job.launcher.rawValue)"
                 if dryRun {
                     print("\(run.name): \(shape): wrote \(run.jobScript.path) (dry run: not submitted)")
                 } else {
@@ -147,12 +150,13 @@ struct SubmitSlurm: ParsableCommand {
         let fix = "shrink the grid in \(run.configFile.path), lower --cpus-per-task or --tasks-per-node, or choose "
             + "another --partition"
         if job.tasksPerNode * cpusPerTask > cluster.cpusPerNode {
-            throw RunError("\(job.tasksPerNode) tasks per node × \(cpusPerTask) CPUs per task need \(job.tasksPerNode * cpusPerTask) "
-                           + "CPUs on a node, but partition \(cluster.name)'s nodes have \(cluster.cpusPerNode); \(fix)")
+            let cpus = job.tasksPerNode * cpusPerTask
+            throw RunError("\(job.tasksPerNode) tasks per node × \(cpusPerTask) CPUs per task need \(cpus) CPUs on a node"
+                           + ", but partition \(cluster.name)'s nodes have \(cluster.cpusPerNode); \(fix)")
         }
         if job.nodes > cluster.nodes {
-            throw RunError("\(grid) at \(job.tasksPerNode) per node need \(job.nodes) nodes, but partition \(cluster.name) has "
-                           + "\(cluster.nodes) (\(cluster.nodes * cluster.cpusPerNode) CPUs); \(fix)")
+            throw RunError("\(grid) at \(job.tasksPerNode) per node need \(job.nodes) nodes, but partition "
+                           + "\(cluster.name) has \(cluster.nodes) (\(cluster.nodes * cluster.cpusPerNode) CPUs); \(fix)")
         }
         return job
     }

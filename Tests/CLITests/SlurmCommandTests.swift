@@ -39,7 +39,9 @@ final class SlurmCommandTests: XCTestCase {
         try Picotron.run(arguments, timeout: 60, environment: ["PATH": bin.path])
     }
 
-    func text(_ path: String) -> String { (try? String(contentsOf: runs.appendingPathComponent(path), encoding: .utf8)) ?? "" }
+    func text(_ path: String) -> String {
+        (try? String(contentsOf: runs.appendingPathComponent(path), encoding: .utf8)) ?? ""
+    }
 
     func testDryRunWritesOneJobScriptPerRunSizedFromItsGrid() throws {
         try makeRun("dp2_tp2", ["--dp", "2", "--tp", "2", "--mbs", "2"])
@@ -129,7 +131,7 @@ final class SlurmCommandTests: XCTestCase {
         XCTAssert(badOnly.output.contains("failed is not a status; use init, pending, running"), badOnly.output)
 
         // sbatch refuses: the run keeps its status and the error shows Slurm's words.
-        try fake("sbatch", "echo 'sbatch: error: Batch job submission failed: Invalid partition name specified' >&2; exit 1")
+        try fake("sbatch", "echo 'sbatch: error: Batch job submission failed: Invalid partition name specified' >&2\nexit 1")
         let refused = try picotron(["submit-slurm", "--inp_dir", runs.path])
         XCTAssertNotEqual(refused.status, 0)
         XCTAssert(refused.output.contains("Invalid partition name specified"), refused.output)
