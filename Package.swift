@@ -92,10 +92,16 @@ let package = Package(
         lesson("lesson-pp", "Step3Lesson", "Step3_PipelineParallel"),
         lesson("lesson-cp", "Step4Lesson", "Step4_ContextParallel"),
 
+        // The four Step modules put together, in picotron's order: what `picotron train` runs on any
+        // grid, and what lesson 5 measures (no new algorithm, so no Step5 module and no exercise).
+        .target(name: "Parallelism4D",
+                dependencies: ["TensorCore", "Distributed", "Llama", "Training", "Step1_DataParallel",
+                               "Step2_TensorParallel", "Step3_PipelineParallel", "Step4_ContextParallel"]),
+
         .executableTarget(
             name: "picotron",
             dependencies: [
-                "TensorCore", "Distributed", "Formats", "Llama", "Training",
+                "TensorCore", "Distributed", "Formats", "Llama", "Training", "Parallelism4D",
                 "Step1_DataParallel", "Step2_TensorParallel", "Step3_PipelineParallel", "Step4_ContextParallel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
