@@ -46,6 +46,7 @@ let package = Package(
         .executable(name: "lesson-tp", targets: ["lesson-tp"]),
         .executable(name: "lesson-pp", targets: ["lesson-pp"]),
         .executable(name: "lesson-cp", targets: ["lesson-cp"]),
+        .executable(name: "lesson-4d", targets: ["lesson-4d"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -97,6 +98,9 @@ let package = Package(
         .target(name: "Parallelism4D",
                 dependencies: ["TensorCore", "Distributed", "Llama", "Training", "Step1_DataParallel",
                                "Step2_TensorParallel", "Step3_PipelineParallel", "Step4_ContextParallel"]),
+        .target(name: "Step5Lesson", dependencies: ["Parallelism4D", "Step2_TensorParallel", "Step3_PipelineParallel",
+                                                    "LessonKit", "TensorCore", "Distributed", "Llama", "Training"]),
+        lesson("lesson-4d", "Step5Lesson", "Parallelism4D"),
 
         .executableTarget(
             name: "picotron",
@@ -118,6 +122,9 @@ let package = Package(
         .testTarget(name: "Step4_ContextParallelTests",
                     dependencies: ["Step4_ContextParallel", "Step4Lesson", "LessonTesting", "LessonKit", "ExerciseKit",
                                    "TensorCore", "Distributed", "Llama", "Training"]),
+        // Lesson 5 composes the four Steps: its tests check the grid's layout and run its verification.
+        .testTarget(name: "Step5LessonTests", dependencies: ["Step5Lesson", "Parallelism4D", "LessonTesting", "LessonKit",
+                                                            "Distributed", "Training"]),
         .testTarget(
             name: "LlamaTests", dependencies: ["Llama", "Formats", "Training", "TensorCore"],
             resources: [.copy("Fixtures")]),
