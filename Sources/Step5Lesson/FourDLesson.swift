@@ -68,7 +68,7 @@ public enum FourDLesson {
         let reference = try GridRun.reference(s)
         var verdicts = [Verdict](), results = [GridResult]()
         for grid in grids {
-            out("\nThe rank layout of \(FourDLayout.name(grid)) (world rank = ((dp·pp + pp)·cp + cp)·tp + tp)\n"
+            out("\nThe rank layout of \(FourDLayout.name(grid)) (world rank = ((d·pp + p)·cp + c)·tp + t for coordinates d, p, c, t)\n"
                 + FourDLayout.table(grid).render(indent: 2))
             let result = try GridRun.run(s, grid: grid, world: world, reference: reference)
             let lossDiff = zip(result.losses, reference.losses).map { abs($0 - $1) / abs($1) }.max() ?? 0
@@ -84,8 +84,8 @@ public enum FourDLesson {
         var table = Table(["grid", "losses of \(s.steps) steps: max relative |Δ|", "step 1 gradients: tensors", "max|Δ|", ""],
                           align: [.left, .right, .right, .right, .left])
         for v in verdicts {
-            table.add([FourDLayout.name(v.grid), LessonOutput.diff(v.lossDiff), "\(v.compared)", LessonOutput.diff(v.gradientDiff),
-                       v.passed ? "PASS" : "FAIL"])
+            table.add([FourDLayout.name(v.grid), LessonOutput.diff(v.lossDiff), "\(v.compared)",
+                       LessonOutput.diff(v.gradientDiff), v.passed ? "PASS" : "FAIL"])
         }
         out("""
 

@@ -32,7 +32,8 @@ public struct FourDSetup: Sendable {
     /// `picotron train`'s config for `grid`: what `--dp --pp --cp --tp --mbs --grad-acc --seq-len` set.
     public func config(_ grid: GridLayout) -> PicotronConfig {
         var c = PicotronConfig()
-        (c.distributed.dpSize, c.distributed.ppSize, c.distributed.cpSize, c.distributed.tpSize) = (grid.dp, grid.pp, grid.cp, grid.tp)
+        let d = (grid.dp, grid.pp, grid.cp, grid.tp)
+        (c.distributed.dpSize, c.distributed.ppSize, c.distributed.cpSize, c.distributed.tpSize) = d
         c.training.microBatchSize = rows / (grid.dp * microBatches)
         c.training.gradientAccumulationSteps = microBatches
         c.training.seqLength = length
@@ -54,7 +55,9 @@ public struct FourDSetup: Sendable {
         if rows % (grid.dp * microBatches) != 0 { return "dp \(grid.dp) × A \(microBatches) does not divide \(rows) rows" }
         if length % (2 * grid.cp) != 0 { return "cp \(grid.cp): the zigzag split needs 2·cp to divide T = \(length)" }
         if model.numHiddenLayers < grid.pp { return "pp \(grid.pp) > \(model.numHiddenLayers) layers" }
-        if model.numKeyValueHeads % grid.tp != 0 { return "tp \(grid.tp) does not divide \(model.numKeyValueHeads) key/value heads" }
+        if model.numKeyValueHeads % grid.tp != 0 {
+            return "tp \(grid.tp) does not divide \(model.numKeyValueHeads) key/value heads"
+        }
         return nil
     }
 }

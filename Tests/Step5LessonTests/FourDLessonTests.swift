@@ -60,7 +60,8 @@ final class FourDLessonTests: XCTestCase {
         options.throughput = false
         let verdicts = try onRanks(8) { world in try FourDLesson.run(world: world, options: options) { lines.add($0) } }[0]
         let all = lines.text.joined(separator: "\n")
-        XCTAssertEqual(verdicts.map { FourDLayout.name($0.grid) }, ["dp 2 × pp 2 × cp 1 × tp 2", "dp 1 × pp 2 × cp 2 × tp 2"])
+        XCTAssertEqual(verdicts.map { FourDLayout.name($0.grid) },
+                       ["dp 2 × pp 2 × cp 1 × tp 2", "dp 1 × pp 2 × cp 2 × tp 2"])
         for v in verdicts {
             XCTAssertTrue(v.passed, "\(FourDLayout.name(v.grid)):\n\(all)")
             // Every rank compares its stage's tensors: 2 stages × (embedding + 9 of a layer | 9 + norm + head) × 4.
