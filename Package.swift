@@ -46,6 +46,7 @@ let package = Package(
         .executable(name: "lesson-tp", targets: ["lesson-tp"]),
         .executable(name: "lesson-pp", targets: ["lesson-pp"]),
         .executable(name: "lesson-cp", targets: ["lesson-cp"]),
+        .executable(name: "lesson-4d", targets: ["lesson-4d"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -92,10 +93,19 @@ let package = Package(
         lesson("lesson-pp", "Step3Lesson", "Step3_PipelineParallel"),
         lesson("lesson-cp", "Step4Lesson", "Step4_ContextParallel"),
 
+        // The four Step modules put together, in picotron's order: what `picotron train` runs on any
+        // grid, and what lesson 5 measures (no new algorithm, so no Step5 module and no exercise).
+        .target(name: "Parallelism4D",
+                dependencies: ["TensorCore", "Distributed", "Llama", "Training", "Step1_DataParallel",
+                               "Step2_TensorParallel", "Step3_PipelineParallel", "Step4_ContextParallel"]),
+        .target(name: "Step5Lesson", dependencies: ["Parallelism4D", "Step2_TensorParallel", "Step3_PipelineParallel",
+                                                    "LessonKit", "TensorCore", "Distributed", "Llama", "Training"]),
+        lesson("lesson-4d", "Step5Lesson", "Parallelism4D"),
+
         .executableTarget(
             name: "picotron",
             dependencies: [
-                "TensorCore", "Distributed", "Formats", "Llama", "Training",
+                "TensorCore", "Distributed", "Formats", "Llama", "Training", "Parallelism4D",
                 "Step1_DataParallel", "Step2_TensorParallel", "Step3_PipelineParallel", "Step4_ContextParallel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
@@ -112,6 +122,9 @@ let package = Package(
         .testTarget(name: "Step4_ContextParallelTests",
                     dependencies: ["Step4_ContextParallel", "Step4Lesson", "LessonTesting", "LessonKit", "ExerciseKit",
                                    "TensorCore", "Distributed", "Llama", "Training"]),
+        // Lesson 5 composes the four Steps: its tests check the grid's layout and run its verification.
+        .testTarget(name: "Step5LessonTests", dependencies: ["Step5Lesson", "Parallelism4D", "LessonTesting", "LessonKit",
+                                                            "Distributed", "Training"]),
         .testTarget(
             name: "LlamaTests", dependencies: ["Llama", "Formats", "Training", "TensorCore"],
             resources: [.copy("Fixtures")]),

@@ -3,10 +3,10 @@ import Distributed
 import Formats
 import Foundation
 import Llama
+import Parallelism4D
 import Step1_DataParallel
 import TensorCore
 import Step3_PipelineParallel
-import Step4_ContextParallel
 import Training
 
 /// `picotron train`: the main job.
@@ -156,15 +156,8 @@ struct Train: ParsableCommand {
         let d = cfg.distributed
         let grid = try ProcessGrid(dp: d.dpSize, pp: d.ppSize, cp: d.cpSize, tp: d.tpSize, world: world)
         let out = RankPrinter(world)
-        let engine = PipelineEngine(rawValue: d.ppEngine) ?? .oneFOneB   // validated with the config
-        let pipeline = PipelinePlan(engine: engine, virtualStages: d.ppVirtualStages,
-                                    microBatches: options.gradientAccumulation, microBatchSize: options.microBatchSize,
-                                    sequenceLength: options.sequenceLength / d.cpSize)   // a stage sends its cp share
-        let context = ContextPlan(layout: ContextLayout(rawValue: d.cpLayout) ?? .zigzag,
-                                  attention: ContextAttention(rawValue: d.cpAttention) ?? .ring,
-                                  sequenceLength: options.sequenceLength)
-        let plan = try ParallelPlan.make(grid: grid, modelConfig: modelConfig, seed: UInt64(options.seed),
-                                         bucketMB: bucketMB, pipeline: pipeline, context: context)
+        let plan = try ParallelPlan.make(grid: grid, config: cfg, modelConfig: modelConfig, options: options,
+                                         bucketMB: bucketMB)
         let held = (plan.hooks.parameters ?? plan.model.namedParameters).reduce(0) { $0 + $1.1.count }
         out.rank0("model: \(cfg.model.name), \(held) parameters on this rank; "
                   + "data: \(dataset.name), \(dataset.count) tokens")

@@ -14,19 +14,25 @@ import TensorCore
 import Training
 
 /// How a run pipelines: the engine, the chunks per stage, the micro-batch shape.
-struct PipelinePlan {
-    var engine: PipelineEngine
-    var virtualStages: Int
-    var microBatches: Int, microBatchSize: Int, sequenceLength: Int
+public struct PipelinePlan {
+    public var engine: PipelineEngine
+    public var virtualStages: Int
+    public var microBatches: Int, microBatchSize: Int, sequenceLength: Int
+
+    public init(engine: PipelineEngine, virtualStages: Int, microBatches: Int, microBatchSize: Int, sequenceLength: Int) {
+        (self.engine, self.virtualStages) = (engine, virtualStages)
+        (self.microBatches, self.microBatchSize, self.sequenceLength) = (microBatches, microBatchSize, sequenceLength)
+    }
 }
 
 extension ParallelPlan {
     /// Puts this rank's pipeline stage into `hooks`: its parameters, its schedule (which runs `sync`,
     /// data parallelism over the stage's parameters), the loss and norm over the pipeline group, and
-    /// checkpoints gathered over it. `tp` is the tensor-parallel group when the layers are cut.
+    /// checkpoints gathered over it; returns the schedule. `tp` is the tensor-parallel group when the
+    /// layers are cut.
     static func pipeline(_ plan: PipelinePlan, model: LlamaForCausalLM, grid: ProcessGrid, tp: Communicator?,
                          sync makeSync: ([(String, Tensor)]) -> GradientSynchronizer?,
-                         hooks: inout ParallelHooks) throws {
+                         hooks: inout ParallelHooks) throws -> PipelineStep {
         let (pp, v, s) = (grid.ppSize, plan.engine == .interleaved ? plan.virtualStages : 1, grid.ppRank)
         let chunks = (0 ..< v).map {
             PipelineStage(model: model, stage: $0 * pp + s, stages: pp * v, microBatches: plan.microBatches)
@@ -66,12 +72,13 @@ extension ParallelPlan {
                 specs?[name].map { whole.count == $0.fullShape.reduce(1, *) ? $0.slice(whole) : whole } ?? whole
             }
         }
+        return step
     }
 
     /// The pipeline stage (group rank) that holds parameter `name`: a layer's stage under the split
     /// of L layers into pp · v chunks; the embedding on stage 0; the final norm and head on the
     /// stage of the last chunk (pp − 1).
-    static func owner(of name: String, config: LlamaConfig, pp: Int, v: Int) -> Int {
+    public static func owner(of name: String, config: LlamaConfig, pp: Int, v: Int) -> Int {
         if name.hasPrefix("model.layers."), let i = Int(name.split(separator: ".")[2]) {
             let chunk = (0 ..< pp * v).first { stageLayers(layers: config.numHiddenLayers, stages: pp * v, stage: $0).contains(i) }!
             return chunk % pp
@@ -107,7 +114,7 @@ extension ParallelPlan {
     }
 
     /// Every parameter of the whole model with its shape, in `namedParameters` order.
-    static func fullShapes(_ c: LlamaConfig) -> [(String, [Int])] {
+    public static func fullShapes(_ c: LlamaConfig) -> [(String, [Int])] {
         let (h, hd, i) = (c.hiddenSize, c.headDim, c.intermediateSize)
         var all: [(String, [Int])] = [("model.embed_tokens.weight", [c.vocabSize, h])]
         for l in 0 ..< c.numHiddenLayers {

@@ -12,14 +12,17 @@ import Training
 /// Each lesson's module supplies its piece; this is the one place they are put together, in
 /// picotron's order: tensor parallelism cuts the layers, pipeline parallelism splits them into
 /// stages, context parallelism replaces attention, data parallelism averages over the cp+dp group.
-struct ParallelPlan {
-    let model: LlamaForCausalLM
-    let hooks: ParallelHooks
+public struct ParallelPlan {
+    public let model: LlamaForCausalLM
+    public let hooks: ParallelHooks
     /// Assembles the whole model: a collective over the tensor-parallel group, so every rank
     /// calls it; the result is meaningful on tensor-parallel rank 0.
-    let fullModel: () throws -> LlamaForCausalLM
+    public let fullModel: () throws -> LlamaForCausalLM
+    /// This rank's pipeline schedule when pp > 1 (nil otherwise): what the loop runs each step, open to
+    /// a measurement (`measureMemory`, its trace) without changing what it does.
+    public let pipelineStep: PipelineStep?
 
-    static func make(grid: ProcessGrid, modelConfig: LlamaConfig, seed: UInt64, bucketMB: Double,
+    public static func make(grid: ProcessGrid, modelConfig: LlamaConfig, seed: UInt64, bucketMB: Double,
                      pipeline: PipelinePlan, context: ContextPlan = ContextPlan()) throws -> ParallelPlan {
         var hooks = ParallelHooks()
         hooks.isMainRank = grid.worldRank == 0
@@ -77,9 +80,10 @@ struct ParallelPlan {
         if averaging.size > 1 { hooks.averageOverDataParallel = { try averageLoss($0, over: averaging) } }
         // Pipeline parallelism: this rank's stage of the layers, run by a schedule (which runs the
         // synchronizer of the stage's parameters); otherwise the loop runs one for the whole model.
+        var pipelineStep: PipelineStep?
         if grid.ppSize > 1 {
-            try ParallelPlan.pipeline(pipeline, model: model, grid: grid, tp: grid.tpSize > 1 ? grid.tpGroup : nil,
-                                      sync: synchronizer, hooks: &hooks)
+            pipelineStep = try ParallelPlan.pipeline(pipeline, model: model, grid: grid,
+                                                     tp: grid.tpSize > 1 ? grid.tpGroup : nil, sync: synchronizer, hooks: &hooks)
         } else {
             hooks.synchronizer = synchronizer(model.namedParameters)
         }
@@ -107,24 +111,24 @@ struct ParallelPlan {
             }
             return full
         }
-        return ParallelPlan(model: model, hooks: hooks, fullModel: fullModel)
+        return ParallelPlan(model: model, hooks: hooks, fullModel: fullModel, pipelineStep: pipelineStep)
     }
 }
 
 /// Surfaces a communication error that a collective hit inside forward or backward (tensor-parallel
 /// layers, context-parallel attention: code that cannot throw keeps its group's first error), then
 /// lets data parallelism finish the step.
-final class CommunicationErrors: GradientSynchronizer {
+public final class CommunicationErrors: GradientSynchronizer {
     let check: () throws -> Void
     let next: GradientSynchronizer?
 
-    init(check: @escaping () throws -> Void, then next: GradientSynchronizer?) {
+    public init(check: @escaping () throws -> Void, then next: GradientSynchronizer?) {
         (self.check, self.next) = (check, next)
     }
 
-    func beforeBackward(microBatch index: Int, of count: Int) { next?.beforeBackward(microBatch: index, of: count) }
+    public func beforeBackward(microBatch index: Int, of count: Int) { next?.beforeBackward(microBatch: index, of: count) }
 
-    func finishStep() throws {
+    public func finishStep() throws {
         try check()
         try next?.finishStep()
     }

@@ -9,10 +9,14 @@ import Step4_ContextParallel
 import Training
 
 /// How a run cuts its sequences: the layout of the tokens and the attention.
-struct ContextPlan {
-    var layout: ContextLayout = .zigzag
-    var attention: ContextAttention = .ring
-    var sequenceLength = 0
+public struct ContextPlan {
+    public var layout: ContextLayout = .zigzag
+    public var attention: ContextAttention = .ring
+    public var sequenceLength = 0
+
+    public init(layout: ContextLayout = .zigzag, attention: ContextAttention = .ring, sequenceLength: Int = 0) {
+        (self.layout, self.attention, self.sequenceLength) = (layout, attention, sequenceLength)
+    }
 }
 
 extension ParallelPlan {
