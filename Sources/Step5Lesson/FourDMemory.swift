@@ -14,15 +14,16 @@ enum FourDMemory {
         let mine = [r.weights, r.gradients, r.moments, r.activations].map(Float.init)
         let all = try world.allGather(mine)                    // [ranks, 4]
         let ranks = Set([0, world.size - 1]).sorted()
-        var table = Table(["", "estimate (busiest rank)"] + ranks.map { "rank \($0), measured" })
-        let e = r.estimate
-        let rows: [(String, Double)] = [("weights", e.weights), ("gradients", e.gradients), ("AdamW moments", e.optimizer),
-                                        ("activations", e.activations)]
-        for (i, (name, estimate)) in rows.enumerated() {
-            table.add([name, MemoryEstimate.format(estimate)]
-                      + ranks.map { MemoryEstimate.format(Double(all[$0 * mine.count + i])) })
+        var table = Table([""] + ranks.flatMap { ["rank \($0): estimate", "measured"] })
+        let estimates = ranks.map { r.estimates[g.coordinates(of: $0).pp] }     // its stage's
+        let rows: [(String, (MemoryEstimate) -> Double)] = [("weights", \.weights), ("gradients", \.gradients),
+                                                            ("AdamW moments", \.optimizer), ("activations", \.activations)]
+        for (i, (name, part)) in rows.enumerated() {
+            table.add([name] + zip(ranks, estimates).flatMap { rank, e in
+                [MemoryEstimate.format(part(e)), MemoryEstimate.format(Double(all[rank * mine.count + i]))]
+            })
         }
-        table.add(["communication buffers", MemoryEstimate.format(e.communication)] + ranks.map { _ in "not measured" })
+        table.add(["communication buffers"] + estimates.flatMap { [MemoryEstimate.format($0.communication), "not measured"] })
         out("""
 
             Memory per rank, \(FourDLayout.name(g)): MemoryEstimate beside what ranks 0 and \(world.size - 1) allocated

@@ -74,7 +74,8 @@ public struct GridResult {
     public var weights = 0, gradients = 0, moments = 0, activations = 0
     /// Floats of the parameters this rank trains.
     public var heldParameters = 0
-    public var estimate: MemoryEstimate
+    /// `MemoryEstimate` of each pipeline stage (every rank of a stage needs the same).
+    public var estimates: [MemoryEstimate]
     /// Seconds of each step after the first.
     public var seconds: [Double]
 }
@@ -121,7 +122,7 @@ public enum GridRun {
             return ReferenceCheck.compare(name, got: got, want: specs[name]?.slice(want) ?? want)
         }
         var result = GridResult(losses: losses, checks: checks, traffic: traffic,
-                                estimate: MemoryEstimate(config: cfg, model: s.model), seconds: seconds)
+                                estimates: MemoryEstimate.stages(config: cfg, model: s.model), seconds: seconds)
         result.heldParameters = held.reduce(0) { $0 + $1.1.count }
         result.weights = 4 * plan.model.namedParameters.reduce(0) { $0 + $1.1.count }
         result.gradients = captured.gradientBytes
