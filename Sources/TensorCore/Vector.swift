@@ -97,6 +97,7 @@ import COpenBLAS   // its shim header also brings glibc's malloc.h
 /// buffers; by default glibc unmaps blocks over its threshold, and the next step pays a page
 /// fault and a page clear for every 4 KB again (measured: ~8% of a SmolLM-135M step).
 public func keepFreedMemoryForReuse() {
-    _ = mallopt(M_MMAP_THRESHOLD, 1 << 30)   // serve blocks up to 1 GB from the heap
+    let mb = ProcessInfo.processInfo.environment["PICOTRON_MMAP_THRESHOLD_MB"].flatMap(Int32.init) ?? 1024
+    _ = mallopt(M_MMAP_THRESHOLD, mb << 20)   // serve blocks up to 1 GB from the heap
     _ = mallopt(M_TRIM_THRESHOLD, Int32.max) // and never shrink the heap
 }

@@ -7,7 +7,7 @@ struct Picotron: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "picotron",
         abstract: "Learn 4D-parallel pre-training of Llama-like models on a CPU.",
-        subcommands: [Train.self, Generate.self, Reference.self, Bench.self, Selftest.self, CommBench.self, CreateConfig.self,
+        subcommands: [Train.self, Plan.self, Generate.self, Reference.self, Bench.self, Selftest.self, CommBench.self, CreateConfig.self,
                       SubmitSlurm.self, ExtractMetrics.self])
 
     static func main() {

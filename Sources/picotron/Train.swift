@@ -76,7 +76,7 @@ struct Train: ParsableCommand {
         guard sample >= 0 else { throw ValidationError("--sample \(sample) must be ≥ 0") }
         if let problem = bucketSizeProblem(megabytes: bucketMb) { throw ValidationError(problem) }
         try cfg.validate()
-        for note in notes { print(note) }
+        if Launcher.isFirstProcess { for note in notes { print(note) } }
         let modelConfig = try cfg.resolvedModelConfig()
         try Self.checkPipeline(cfg, layers: modelConfig.numHiddenLayers)
         if !Launcher.isUnderMPI { try InProcessWorld.checkSize(ranks ?? cfg.worldSize) }   // before any work
@@ -84,14 +84,14 @@ struct Train: ParsableCommand {
         let ranksSharingMemory = Launcher.isUnderMPI ? Launcher.mpiProcessesOnThisMachine : (ranks ?? cfg.worldSize)
         let stages = MemoryEstimate.stages(config: cfg, model: modelConfig)
         if let warning = try MemoryEstimate.check(stages: stages, ranks: ranksSharingMemory, force: force) {
-            fputs(warning + "\n", stderr)   // unbuffered: the run it warns about may end in the allocator
+            if Launcher.isFirstProcess { fputs(warning + "\n", stderr) }   // unbuffered: the run it warns about may end in the allocator
         }
         let dataset = try cfg.loadDataset()
         let runDir = URL(fileURLWithPath: outDir ?? "runs/\(Self.timestamp())")
         try Self.makeRunFolder(runDir)
         var options = cfg.trainOptions(runDir: runDir)
-        if let note = OpenBLASSetup.note { print(note) }
-        if let advice = BLAS.kernelAdvice { print(advice) }
+        if Launcher.isFirstProcess, let note = OpenBLASSetup.note { print(note) }
+        if Launcher.isFirstProcess, let advice = BLAS.kernelAdvice { print(advice) }
         let inProcessRanks = ranks ?? cfg.worldSize
         if !Launcher.isUnderMPI {
             // In-process ranks share this machine: measure it whole, then give each rank its share.

@@ -53,8 +53,9 @@ public final class BucketedDataParallel: GradientSynchronizer {
         self.group = group
         let trainable = parameters.filter { $0.1.requiresGrad }
         let plan = assignBuckets(sizes: trainable.map { $0.1.count }, capacity: bucketCapacity(megabytes: bucketMB))
-        buckets = plan.enumerated().map { b, members in Bucket(index: b, parameters: members.map { trainable[$0] }) }
-        for bucket in buckets { bucket.movesGradients = movesGradients }
+        buckets = plan.enumerated().map { b, members in
+            Bucket(index: b, parameters: members.map { trainable[$0] }, movesGradients: movesGradients)
+        }
         for bucket in buckets {
             for (s, slot) in bucket.slots.enumerated() {
                 location[ObjectIdentifier(slot.tensor)] = (bucket.index, s)

@@ -160,9 +160,10 @@ public final class PipelineStep {
         //    average when its all-reduce lands: a sum made before it would be overwritten);
         // 2. `sumTiedEmbeddingGradients()`, a nested function: with tied embeddings and more than one
         //    stage, the first and the last stage each hold a copy of "model.embed_tokens.weight" (in
-        //    `namedParameters`). Each sends its gradient to the other (post the send before waiting on
-        //    the receive, or both wait) and sets its gradient to first stage's + last stage's, added in
-        //    that order on both so the copies stay bit-identical. Other stages do nothing.
+        //    `namedParameters`). Each sends its gradient to the other, the first stage sending first
+        //    and the last receiving first (if both sent first, both would wait), and sets its gradient
+        //    to the sum (a + b = b + a exactly, so the copies stay bit-identical). Other stages do nothing.
+        //    The embedding is the largest tensor: receive into one new array and add in place.
         Todo.reached("Step3.7", "the tied-embedding gradient sum, after dp",
                      lesson: "Lessons/03-pipeline-parallel.md#task-37")
         try synchronizer?.finishStep()

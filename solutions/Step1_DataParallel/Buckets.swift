@@ -87,7 +87,7 @@ public final class Bucket {
     /// `gradient_as_bucket_view` saves the same memory): `pack` frees a gradient once copied, and the
     /// buffer lives only from the first `pack` to the `unpack`, so a rank never holds its gradients
     /// twice. Off in the lesson (the copy is easier to watch); `picotron train` turns it on.
-    var movesGradients = false
+    let movesGradients: Bool
     /// Σ P_k.
     private let total: Int
     /// How many of this bucket's gradients are final in the current backward pass.
@@ -95,7 +95,7 @@ public final class Bucket {
     /// The reduction in flight, once launched; nil before launch and after the final wait.
     var inFlight: InFlight?
 
-    init(index: Int, parameters: [(String, Tensor)]) {
+    init(index: Int, parameters: [(String, Tensor)], movesGradients: Bool = false) {
         var offset = 0
         var slots: [Slot] = []
         for (name, t) in parameters {
@@ -105,7 +105,8 @@ public final class Bucket {
         self.index = index
         self.slots = slots
         total = offset
-        buffer = FloatBuffer(count: offset)
+        self.movesGradients = movesGradients
+        buffer = FloatBuffer(count: movesGradients ? 0 : offset)                      // [Σ P_k] or none yet
     }
 
     /// Σ P_k, the values in the bucket.

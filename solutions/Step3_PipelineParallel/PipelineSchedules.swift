@@ -190,20 +190,26 @@ public final class PipelineStep {
         // >    average when its all-reduce lands: a sum made before it would be overwritten);
         // > 2. `sumTiedEmbeddingGradients()`, a nested function: with tied embeddings and more than one
         // >    stage, the first and the last stage each hold a copy of "model.embed_tokens.weight" (in
-        // >    `namedParameters`). Each sends its gradient to the other (post the send before waiting on
-        // >    the receive, or both wait) and sets its gradient to first stage's + last stage's, added in
-        // >    that order on both so the copies stay bit-identical. Other stages do nothing.
+        // >    `namedParameters`). Each sends its gradient to the other, the first stage sending first
+        // >    and the last receiving first (if both sent first, both would wait), and sets its gradient
+        // >    to the sum (a + b = b + a exactly, so the copies stay bit-identical). Other stages do nothing.
+        // >    The embedding is the largest tensor: receive into one new array and add in place.
         func sumTiedEmbeddingGradients() throws {
             let first = chunks.contains { $0.isFirst }, last = chunks.contains { $0.isLast }
             guard stage.model.config.tieWordEmbeddings, link.stages > 1, first || last,
                   let w = namedParameters.first(where: { $0.0 == "model.embed_tokens.weight" })?.1 else { return }
             let mine = w.grad ?? [Float](repeating: 0, count: w.count)             // [V, C]
             let other = first ? link.stages - 1 : 0
-            let sent = try link.group.isend(mine, to: other, tag: 3)
-            let theirs = try link.group.irecv(count: w.count, from: other, tag: 3).wait()
-            try sent.wait()
-            let (a, b) = first ? (mine, theirs) : (theirs, mine)                   // first stage's + last stage's
-            w.grad = zip(a, b).map { $0 + $1 }
+            var theirs = [Float](repeating: 0, count: w.count)                     // [V, C]
+            if first {
+                try link.group.send(mine, to: other, tag: 3)
+                try link.group.recv(into: &theirs, from: other, tag: 3)
+            } else {
+                try link.group.recv(into: &theirs, from: other, tag: 3)
+                try link.group.send(mine, to: other, tag: 3)
+            }
+            for i in theirs.indices { theirs[i] += mine[i] }                        // first + last = last + first
+            w.grad = theirs
         }
         try synchronizer?.finishStep()     // dp: every copy averaged over its data-parallel group …
         try sumTiedEmbeddingGradients()    // … then the two copies of a tied embedding summed

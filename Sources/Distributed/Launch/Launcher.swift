@@ -21,6 +21,14 @@ public enum Launcher {
     /// it does not say): they share its cores and memory.
     public static var mpiProcessesOnThisMachine: Int { MPIRuntime.localSize }
 
+    /// Whether this process is the job's first (rank 0), judged before MPI starts from the launcher's
+    /// environment: what every rank would say alike (config notes, warnings) is printed by it only.
+    public static var isFirstProcess: Bool {
+        guard isUnderMPI else { return true }
+        let env = ProcessInfo.processInfo.environment
+        return ["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"].lazy.compactMap { env[$0].flatMap(Int.init) }.first ?? 0 == 0
+    }
+
     /// Runs `body` on every rank and returns the exit status: 0 if all ranks succeeded.
     /// - Parameters:
     ///   - ranks: in-process rank count (default 1). Under MPI it must be nil or the MPI world
