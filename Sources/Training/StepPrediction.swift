@@ -6,11 +6,12 @@
 // tokens a rank holds per micro-batch, L_s = layers of stage s, C = hidden, kvd = kv heads·head_dim,
 // P_s = parameters of a stage-s rank, F(t) = training FLOPs per token (Throughput), R = ranks on
 // this machine, peak = this machine's sgemm GFLOP/s with all its cores, bw = its copy bandwidth.
+// A prediction of the matrix work only: see docs/memory.md for how it compares with measured steps.
 //
 //   compute   a rank of stage s does A·N·F_s FLOPs (F_s: its layers, its tp shard; attention over
-//             all T keys); the busiest rank paces the step. With more ranks than cores, the cores
-//             are shared: at least Σ FLOPs / peak. The pipeline's bubble stretches the busiest rank's
-//             time by (A·v + pp − 1)/(A·v) (1F1B and AFAB v = 1), at one core's speed (peak / cores).
+//             all T keys) at peak / R (the ranks share the machine); the busiest rank paces the step.
+//   bubble    the pipeline stretches that by (A·v + pp − 1)/(A·v) (1F1B and AFAB: v = 1), unless the
+//             ranks of the other stages are enough to keep every core busy meanwhile (R / pp ≥ cores)
 //   tp        4 all-reduces per layer and micro-batch (2 forward, 2 backward) and 2 for the embedding
 //             of N·C floats; a ring all-reduce moves 2(tp − 1)/tp of them per rank
 //   cp        ring attention: A·L_s·(2(cp − 1) + 4cp)·N·kvd floats sent per rank
@@ -63,11 +64,10 @@ public struct StepPrediction: Sendable {
         totalFLOPs = perRank.reduce(0, +) * dp * cp * tp
         tokensPerStep = Double(config.tokensPerStep)
         let ranksHere = Double(max(1, ranksHere)), cores = Double(max(1, cores))
-        let rankSpeed = peakGFLOPS * 1e9 / max(1, ranksHere / cores) / cores      // one rank's share of a core
-        let shared = totalFLOPs * ranksHere / Double(d.worldSize) / (peakGFLOPS * 1e9)
-        compute = max(perRank[busiest] / rankSpeed, shared)
+        compute = perRank[busiest] / (peakGFLOPS * 1e9 / ranksHere)                // each rank its share of the machine
+        // A stage in its bubble idles; its cores go to the other stages' ranks when they are enough to fill them.
         let stretch = pp > 1 ? (a * v + Double(pp) - 1) / (a * v) : 1
-        bubble = pp > 1 ? perRank[busiest] / (peakGFLOPS * 1e9 / cores) * (stretch - 1) : 0
+        bubble = ranksHere / Double(pp) >= cores ? 0 : compute * (stretch - 1)
         let layers = Double(MemoryEstimate.layers(c.numHiddenLayers, pp: pp, virtualStages: Int(v), stage: busiest))
         let ring = { (g: Double) in g > 1 ? 2 * (g - 1) / g : 0 }
         let tpFloats = a * (4 * layers + 2) * n * C * ring(tp)

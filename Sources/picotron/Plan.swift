@@ -79,7 +79,10 @@ struct Plan: ParsableCommand {
                      + "measured now; the model is in StepPrediction.swift):", peak, cores, bandwidth))
         var parts = [["compute", Self.seconds(p.compute),
                       String(format: "%.3g TFLOP in all, %d ranks sharing %d cores", p.totalFLOPs / 1e12, here, cores)]]
-        if p.bubble > 0 { parts.append(["pipeline bubble", Self.seconds(p.bubble), "(pp − 1) / (A·v) of a rank's compute"]) }
+        if d.ppSize > 1 {
+            parts.append(["pipeline bubble", Self.seconds(p.bubble), p.bubble > 0 ? "(pp − 1) / (A·v) of a rank's compute"
+                            : "hidden: the other stages' ranks keep every core busy"])
+        }
         let time = ["tp": p.tensorParallel, "cp": p.contextParallel, "pp": p.pipelineParallel, "cp+dp": p.dataParallelExposed]
         for (group, floats) in p.floats {
             let note = group == "cp+dp" ? "overlapped with the backward; what shows" : "on the critical path"
