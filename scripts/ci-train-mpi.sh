@@ -4,7 +4,8 @@
 # parallel (pp 2 with each engine, 2 micro-batches of 4) and dp 2 × pp 2; context parallel (cp 2,
 # zigzag ring attention) and cp 2 × dp 2; three 3D grids on 8 processes (dp 2 × pp 2 × tp 2 with 1f1b, cp 2 × pp 2
 # × tp 2, cp 2 × dp 2 × tp 2 with the contiguous layout) and dp 2 × tp 2 over TCP alone (`--mca btl tcp,self`: what
-# two machines without shared memory use). scripts/grid-matrix.sh runs every grid.
+# two machines without shared memory use); a checkpoint of 8 processes resumed in one. scripts/grid-matrix.sh
+# runs every grid.
 # Usage: scripts/ci-train-mpi.sh BUILD_DIR   (the folder holding the built picotron)
 set -euo pipefail
 bin="${1:?usage: scripts/ci-train-mpi.sh BUILD_DIR}/picotron"
@@ -48,4 +49,20 @@ check cpdptp 8 --cp 2 --dp 2 --tp 2 --cp-layout contiguous --mbs 4
 mpi_flags=(--mca btl tcp,self)
 check dptptcp 4 --dp 2 --tp 2 --mbs 4
 mpi_flags=()
+
+# A checkpoint written by 8 processes (each parameter assembled over its tp group and sent from its
+# stage to rank 0, one at a time) resumes in one process with the losses of the uninterrupted run.
+echo '{"checkpoint": {"save_frequency": 2}}' > "$out/every2.json"
+timeout 300 mpirun -np 8 --oversubscribe "$bin" "${common[@]}" --dp 2 --pp 2 --tp 2 --mbs 2 --grad-acc 2 \
+    --config "$out/every2.json" --out-dir "$out/save3d" >"$out/save3d.log" 2>&1 \
+  || { echo "FAIL: the 8-process run that saves checkpoints"; tail -5 "$out/save3d.log"; status=1; }
+"$bin" "${common[@]}" --mbs 4 --grad-acc 2 --config "$out/every2.json" --load-path "$out/save3d/ckpt/step-000002" \
+    --out-dir "$out/resumed" >"$out/resumed.log" 2>&1 || { echo "FAIL: resuming the 8-process checkpoint"; tail -5 "$out/resumed.log"; status=1; }
+if [ "$(losses resumed | wc -l)" = 2 ] && paste <(losses resumed) <(losses save3d | tail -n +3) \
+    | awk '{ d = $1 - $2; if (d < 0) d = -d; if (d > 1e-5 * $2) bad = 1 } END { exit bad }'; then
+  echo "ok: one process resumes the dp 2 × pp 2 × tp 2 checkpoint with its losses: $(losses resumed | tr '\n' ' ')"
+else
+  echo "FAIL: resumed losses $(losses resumed | tr '\n' ' ') vs the 8-process run's $(losses save3d | tail -n +3 | tr '\n' ' ')"
+  status=1
+fi
 exit $status
