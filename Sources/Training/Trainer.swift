@@ -35,6 +35,9 @@ public struct TrainOptions: Sendable {
     /// The sgemm peak in GFLOP/s one rank can reach (the machine's measured peak divided among the
     /// ranks sharing it), for MFU (0: MFU not reported).
     public var peakGFLOPSPerRank = 0.0
+    /// Measures the peak again when MFU would come out above 100% (a reading taken on a busy
+    /// machine); returns the new per-rank peak. Nil: MFU above 100% is capped, with a note.
+    public var remeasurePeak: (@Sendable () -> Double)?
 
     public init() {}
 }
@@ -220,6 +223,7 @@ public final class Trainer {
         var elapsed = 0.0, timedSteps = 0
         if state.step > 0 { log("resumed at step \(state.step) (\(state.tokensSeen) tokens seen)") }
         var finalSaveError: Error?
+        var peak = options.peakGFLOPSPerRank, remeasured = false, capped = false
         while state.step < options.steps {
             let start = DispatchTime.now().uptimeNanoseconds
             let (loss, norm, lr) = try step()
@@ -227,8 +231,26 @@ public final class Trainer {
             if !all.isEmpty { elapsed += seconds; timedSteps += 1 }   // the ETA leaves out the warm-up step
             let tps = Double(tokensPerStep) / seconds
             // MFU: each rank's model FLOP rate against the peak one rank can reach.
-            let peak = options.peakGFLOPSPerRank
-            let mfu = peak > 0 ? tps / Double(parallel.worldSize) * flopsPerToken / 1e9 / peak : 0
+            let rate = tps / Double(parallel.worldSize) * flopsPerToken / 1e9                 // GFLOP/s per rank
+            var mfu = peak > 0 ? rate / peak : 0
+            if mfu > 1 {   // the peak reading was low: take it again, and never print more than 100%
+                let before = peak
+                var said: String?
+                if !remeasured, parallel.isMainRank, let again = options.remeasurePeak {   // the ranks share one machine
+                    peak = max(peak, again())
+                    remeasured = true
+                    said = String(format: "measured again: %.1f GFLOP/s per rank, used from now on", peak)
+                }
+                mfu = min(1, rate / peak)
+                if said == nil && mfu >= 1 && !capped {
+                    capped = true
+                    said = "MFU is capped at 100% from now on (the peak reading is too low; see picotron bench)"
+                }
+                if let said, parallel.isMainRank {
+                    log(String(format: "note: step %ld ran %.1f GFLOP/s per rank, above the sgemm peak of %.1f taken as "
+                               + "100%%; %@", state.step, rate, before, said))
+                }
+            }
             let m = StepMetrics(step: state.step, loss: loss, lr: lr, gradNorm: norm, tokensPerSecond: tps,
                                 tokensSeen: state.tokensSeen, mfu: mfu, memoryBytes: Throughput.residentBytes(), seconds: seconds)
             all.append(m)

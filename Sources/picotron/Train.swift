@@ -93,19 +93,18 @@ struct Train: ParsableCommand {
         if Launcher.isFirstProcess, let note = OpenBLASSetup.note { print(note) }
         if Launcher.isFirstProcess, let advice = BLAS.kernelAdvice { print(advice) }
         let inProcessRanks = ranks ?? cfg.worldSize
-        if !Launcher.isUnderMPI {
-            // In-process ranks share this machine: measure it whole, then give each rank its share.
-            options.peakGFLOPSPerRank = Throughput.measureSgemmPeak() / Double(inProcessRanks)
+        // MFU's denominator: the machine's sgemm peak (cached, see MachinePeak.swift), shared by the
+        // ranks on it. Under mpirun the first process of each machine measures; the others wait for it.
+        let ranksHere = Launcher.isUnderMPI ? Launcher.mpiProcessesOnThisMachine : inProcessRanks
+        let (machine, cached) = MachinePeak.current(wait: (Launcher.localRank ?? 0) != 0)
+        options.peakGFLOPSPerRank = machine.gflops / Double(ranksHere)
+        options.remeasurePeak = { machine.remeasured().gflops / Double(ranksHere) }
+        if Launcher.isFirstProcess {
+            print("sgemm peak: \(machine.describe(cached: cached)); shared by \(ranksHere) rank\(ranksHere == 1 ? "" : "s") here")
         }
 
         StopRequest.install()   // Ctrl-C: finish the step, save, exit (see README, "Stopping a run")
         let status = Launcher.run(ranks: Launcher.isUnderMPI ? nil : inProcessRanks) { world in
-            var options = options
-            if Launcher.isUnderMPI {
-                // Each process measures what it can reach with its own BLAS threads, while the
-                // processes on the same machine do the same: its share of the machine.
-                options.peakGFLOPSPerRank = Throughput.measureSgemmPeak()
-            }
             try Self.train(world: world, cfg: cfg, modelConfig: modelConfig, dataset: dataset, options: options,
                            runDir: runDir, sample: sample, bucketMB: bucketMb)
         }

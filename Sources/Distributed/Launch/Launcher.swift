@@ -21,6 +21,14 @@ public enum Launcher {
     /// it does not say): they share its cores and memory.
     public static var mpiProcessesOnThisMachine: Int { MPIRuntime.localSize }
 
+    /// Under MPI, this process's rank among those of its machine, from the launcher's environment
+    /// (nil when it does not say).
+    public static var localRank: Int? {
+        guard isUnderMPI else { return nil }
+        let env = ProcessInfo.processInfo.environment
+        return ["OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"].lazy.compactMap { env[$0].flatMap(Int.init) }.first
+    }
+
     /// Whether this process is the job's first (rank 0), judged before MPI starts from the launcher's
     /// environment: what every rank would say alike (config notes, warnings) is printed by it only.
     public static var isFirstProcess: Bool {
