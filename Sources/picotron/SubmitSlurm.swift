@@ -58,6 +58,9 @@ struct SubmitSlurm: ParsableCommand {
     @Flag(help: "Write the job scripts, submit nothing.")
     var dryRun = false
 
+    @Option(name: .customLong("hf_token"), help: "Accepted as picotron's script takes it; not used (nothing is downloaded).")
+    var hfToken: String?
+
     var statuses: Set<String> {
         only == "all" ? Set(RunStatus.allCases.map(\.rawValue)) : Set(only.split(separator: ",").map(String.init))
     }
@@ -80,6 +83,7 @@ struct SubmitSlurm: ParsableCommand {
     }
 
     func run() throws {
+        if hfToken != nil { print("note: --hf_token is not used: the jobs download nothing (architectures come from a built-in table)") }
         let runs = try RunFolder.find(below: inpDir)
         var sbatch = ""
         if !dryRun {

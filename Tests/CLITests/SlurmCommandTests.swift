@@ -84,9 +84,13 @@ final class SlurmCommandTests: XCTestCase {
         try makeRun("a", ["--dp", "2"])
         try makeRun("b", ["--tp", "2"])
         try fakeSbatch()
-        let r = try picotron(["submit-slurm", "--inp_dir", runs.path])
+        // picotron's README: `submit_slurm_jobs.py --inp_dir tmp/llama-7B --qos high --hf_token <HF_TOKEN>`.
+        let r = try picotron(["submit-slurm", "--inp_dir", runs.path, "--qos", "high", "--hf_token", "x"])
         XCTAssertEqual(r.status, 0, r.output)
+        XCTAssert(r.output.contains("--hf_token is not used"), r.output)
         XCTAssert(r.output.contains("a: 2 tasks on 1 node (2 per node), srun: submitted job 42, status pending"), r.output)
+        XCTAssert(text("a/job.slurm").contains("--qos=high") || text("a/job.slurm").contains("--qos high"),
+                  text("a/job.slurm"))
         XCTAssert(r.output.contains("submitted 2 of 2 runs"), r.output)
         let calls = { (try? String(contentsOf: self.bin.appendingPathComponent("sbatch.log"), encoding: .utf8)) ?? "" }
         XCTAssertEqual(calls(), "\(runs.path)/a/job.slurm\n\(runs.path)/b/job.slurm\n")
