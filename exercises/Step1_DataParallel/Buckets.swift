@@ -139,11 +139,17 @@ final class InFlight: @unchecked Sendable {
     private var outcome: Result<Void, CommError>?
     private let done = DispatchSemaphore(value: 0)
 
-    init(request: CommRequest<FloatBuffer>, on queue: DispatchQueue, launched: Double,
+    /// The group the reduction runs on: the rank's final wait is counted in its ledger.
+    private let group: Communicator
+
+    init(request: CommRequest<FloatBuffer>, group: Communicator, on queue: DispatchQueue, launched: Double,
          finished: @escaping (Double) -> Void) {
         self.launched = launched
+        self.group = group
         queue.async { [self] in
-            do throws(CommError) { try request.wait(); outcome = .success(()) } catch { outcome = .failure(error) }
+            CommClock.inBackground {   // overlapped with the backward: not time the rank waits
+                do throws(CommError) { try request.wait(); outcome = .success(()) } catch { outcome = .failure(error) }
+            }
             completed = Timeline.now()
             finished(completed)
             done.signal()
@@ -152,7 +158,9 @@ final class InFlight: @unchecked Sendable {
 
     /// Blocks until the reduction is complete; rethrows its error.
     func wait() throws(CommError) {
+        let start = DispatchTime.now().uptimeNanoseconds
         done.wait()
+        group.recordWait(.allReduce, seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
         if case .failure(let e) = outcome { throw e }
     }
 }

@@ -124,7 +124,7 @@ public final class BucketedDataParallel: GradientSynchronizer {
             let n = bucket.slots.count
             let (label, note) = ("bucket \(bucket.index)", "\(n) tensor\(n == 1 ? "" : "s"), \(bucket.count) floats")
             let start = Timeline.now()
-            bucket.inFlight = InFlight(request: request, on: commQueue, launched: start) { [recorder] end in
+            bucket.inFlight = InFlight(request: request, group: group, on: commQueue, launched: start) { [recorder] end in
                 recorder.record(.init(label, start: start, end: end, kind: .communication, note: note))
             }
         } catch {

@@ -1,3 +1,4 @@
+import Dispatch
 /// Point-to-point messages between in-process ranks.
 ///
 /// A send copies its data into the channel at once, then (blocking `send`, or `wait()` of an
@@ -8,6 +9,8 @@
 extension InProcessCommunicator {
     public func send(_ buffer: UnsafeBufferPointer<Float>, to peer: Int, tag: Int) throws(CommError) {
         let (channel, seq) = try post(Array(buffer), to: peer, tag: tag)
+        let start = DispatchTime.now().uptimeNanoseconds
+        defer { charge(.send, since: start) }
         try waitUntilReceived(channel, seq, peer: peer, tag: tag, count: buffer.count)
     }
 
@@ -15,12 +18,16 @@ extension InProcessCommunicator {
         let (channel, seq) = try post(buffer.array, to: peer, tag: tag)
         let count = buffer.count
         return CommRequest(complete: { () throws(CommError) in
+            let start = DispatchTime.now().uptimeNanoseconds
+            defer { self.charge(.send, since: start) }
             try self.waitUntilReceived(channel, seq, peer: peer, tag: tag, count: count)
         })
     }
 
     public func recv(into buffer: UnsafeMutableBufferPointer<Float>, from peer: Int, tag: Int) throws(CommError) {
         let (channel, seq) = try postReceive(from: peer, tag: tag, count: buffer.count)
+        let start = DispatchTime.now().uptimeNanoseconds
+        defer { charge(.recv, since: start) }
         let message = try take(channel, seq, from: peer, tag: tag, count: buffer.count)
         if let dst = buffer.baseAddress, !message.isEmpty {
             message.withUnsafeBufferPointer { dst.update(from: $0.baseAddress!, count: message.count) }
@@ -32,6 +39,8 @@ extension InProcessCommunicator {
     {
         let (channel, seq) = try postReceive(from: peer, tag: tag, count: buffer.count)
         return CommRequest(complete: { () throws(CommError) -> FloatBuffer in
+            let start = DispatchTime.now().uptimeNanoseconds
+            defer { self.charge(.recv, since: start) }
             let message = try self.take(channel, seq, from: peer, tag: tag, count: buffer.count)
             buffer.assign(message)
             return buffer

@@ -1,3 +1,4 @@
+import Dispatch
 /// One rank's view of an in-process group. Create them with `InProcessWorld`.
 ///
 /// Blocking collectives meet in a `CollectiveSlot`: arrive (publish buffer addresses, wait
@@ -29,10 +30,17 @@ public final class InProcessCommunicator: Communicator, @unchecked Sendable {
         self.counters = ledger.counters(for: name)
     }
 
+    /// Adds the time since `start` to `op`'s seconds in the ledger (every blocking call and wait).
+    func charge(_ op: CommOp, since start: UInt64) {
+        ledger.addTime(counters, op: op, seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+    }
+
     // MARK: Collectives
 
     public func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>, op: ReduceOp) throws(CommError) {
         ledger.record(counters, groupSize: size, op: .allReduce, count: buffer.count)
+        let start = DispatchTime.now().uptimeNanoseconds
+        defer { charge(.allReduce, since: start) }
         let sig = CollectiveSignature(kind: .allReduce, count: buffer.count, op: op)
         let (slot, n) = try arrive(sig) { $0.outputs[rank] = buffer.baseAddress }
         // Work: reduce my chunk across every rank's buffer and write it back to all of them.
@@ -53,6 +61,8 @@ public final class InProcessCommunicator: Communicator, @unchecked Sendable {
                     + "\(size) × \(input.count) = \(size * input.count)")
         }
         ledger.record(counters, groupSize: size, op: .allGather, count: input.count)
+        let start = DispatchTime.now().uptimeNanoseconds
+        defer { charge(.allGather, since: start) }
         let sig = CollectiveSignature(kind: .allGather, count: input.count)
         let (slot, n) = try arrive(sig) { $0.inputs[rank] = input.baseAddress }
         if input.count > 0 {
@@ -72,6 +82,8 @@ public final class InProcessCommunicator: Communicator, @unchecked Sendable {
                     + "\(size) × \(output.count) = \(size * output.count); pad the input to a multiple of \(size)")
         }
         ledger.record(counters, groupSize: size, op: .reduceScatter, count: input.count)
+        let start = DispatchTime.now().uptimeNanoseconds
+        defer { charge(.reduceScatter, since: start) }
         let sig = CollectiveSignature(kind: .reduceScatter, count: input.count, op: op)
         let (slot, n) = try arrive(sig) { $0.inputs[rank] = input.baseAddress }
         if output.count > 0 {
@@ -84,6 +96,8 @@ public final class InProcessCommunicator: Communicator, @unchecked Sendable {
     public func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int) throws(CommError) {
         try checkPeer(root, "broadcast root")
         ledger.record(counters, groupSize: size, op: .broadcast, count: buffer.count)
+        let start = DispatchTime.now().uptimeNanoseconds
+        defer { charge(.broadcast, since: start) }
         let sig = CollectiveSignature(kind: .broadcast, count: buffer.count, root: root)
         let (slot, n) = try arrive(sig) { $0.inputs[rank] = UnsafePointer(buffer.baseAddress) }
         if rank != root && buffer.count > 0 {
@@ -94,6 +108,8 @@ public final class InProcessCommunicator: Communicator, @unchecked Sendable {
 
     public func barrier() throws(CommError) {
         ledger.record(counters, groupSize: size, op: .barrier, count: 0)
+        let start = DispatchTime.now().uptimeNanoseconds
+        defer { charge(.barrier, since: start) }
         let (slot, n) = try arrive(CollectiveSignature(kind: .barrier)) { _ in }
         depart(slot, n, wait: false)
     }
@@ -128,6 +144,8 @@ public final class InProcessCommunicator: Communicator, @unchecked Sendable {
         }
         let (world, who, name) = (self.world, self.who, self.name)
         return CommRequest(complete: { () throws(CommError) -> FloatBuffer in
+            let start = DispatchTime.now().uptimeNanoseconds
+            defer { self.charge(.allReduce, since: start) }
             world.cond.lock()
             defer { world.cond.unlock() }
             try world.waitLocked(

@@ -19,7 +19,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     private var comm: MPI_Comm?
     private let owned: Bool
     /// This group's slot in `ledger`.
-    private let counters: GroupCounters
+    let counters: GroupCounters
 
     /// The world of this job (initialises MPI on first use). Create it once and pass it on:
     /// communicators split from it share its ledger.

@@ -110,10 +110,21 @@ final class MPIWatchdog: @unchecked Sendable {
 extension MPICommunicator {
     /// Runs a blocking MPI call under the watchdog: if it waits past the timeout, the job ends
     /// with a message naming this rank, `op`, the group and the peer.
+    /// The time it waits is counted in the ledger under the operation `op` names.
     func waiting(_ op: StaticString, count: Int, peer: Int? = nil, tag: Int? = nil, _ call: () -> Int32) -> Int32 {
         let token = MPIWatchdog.shared.begin(.init(rank: rank, size: size, group: name, op: op, count: count,
                                                    peer: peer, tag: tag))
-        defer { MPIWatchdog.shared.end(token) }
+        let start = DispatchTime.now().uptimeNanoseconds
+        defer {
+            MPIWatchdog.shared.end(token)
+            ledger.addTime(counters, op: Self.ledgerOp(op), seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
         return call()
+    }
+
+    /// "wait for iallReduce" → .allReduce, "recv" → .recv, …
+    static func ledgerOp(_ label: StaticString) -> CommOp {
+        let s = "\(label)"
+        return CommOp.allCases.first { s.hasSuffix($0.rawValue) } ?? .barrier
     }
 }
