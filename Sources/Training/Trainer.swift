@@ -74,6 +74,8 @@ public struct ParallelHooks {
     /// Whether any rank of the world says yes (an all-reduce of a flag): ranks must agree to stop
     /// after the same step, and a signal reaches them at different moments.
     public var anyRank: (Bool) throws -> Bool = { $0 }
+    /// Called on every rank after each step with its number (a benchmark reads its counters here).
+    public var afterStep: ((_ step: Int) -> Void)?
 
     public init() {}
 }
@@ -264,6 +266,7 @@ public final class Trainer {
                                        || state.step == options.steps) {
                 log(m.line(totalSteps: options.steps, eta: eta))
             }
+            parallel.afterStep?(state.step)
             let stop = try parallel.anyRank(StopRequest.signal != nil)   // every rank, every step
             let last = state.step == options.steps || stop
             guard let dir = options.saveDir,

@@ -3,6 +3,7 @@ import Foundation
 import Llama
 import TensorCore
 import Training
+import Distributed
 
 /// `picotron bench`: single-process training throughput against this machine's sgemm peak.
 struct Bench: ParsableCommand {
@@ -17,7 +18,7 @@ struct Bench: ParsableCommand {
     var preset: String = "all"
 
     @Option(parsing: .unconditional, help: "Timed steps per preset (after one warm-up step).")
-    var steps: Int = 3
+    var steps: Int = 5
 
     @Option(parsing: .unconditional, help: "Sequences per step (micro-batch).")
     var batch: Int = 4
@@ -30,6 +31,18 @@ struct Bench: ParsableCommand {
 
     @Flag(help: "Print one JSON object per preset instead of a table.")
     var json = false
+
+    @Option(parsing: .unconditional, help: "Data-parallel size (a grid: where each rank's time goes).") var dp: Int = 1
+    @Option(parsing: .unconditional, help: "Tensor-parallel size.") var tp: Int = 1
+    @Option(parsing: .unconditional, help: "Pipeline-parallel stages.") var pp: Int = 1
+    @Option(parsing: .unconditional, help: "Context-parallel size.") var cp: Int = 1
+    @Option(help: "Pipeline schedule: afab, 1f1b or interleaved.") var ppEngine: String = "1f1b"
+    @Option(parsing: .unconditional, help: "Micro-batches per step in a grid (grad-acc).") var gradAcc: Int = 2
+    @Option(parsing: .unconditional, help: "In-process ranks (default dp × pp × cp × tp); ignored under mpirun.")
+    var ranks: Int?
+
+    /// A grid (any size above 1, or under mpirun) is measured as `picotron train` runs it.
+    var isGrid: Bool { dp * tp * pp * cp > 1 || Launcher.isUnderMPI }
 
     /// PyTorch 2.15 eager on a 2-core AMD EPYC (Zen 4), 2 threads, batch 4, seq 256.
     static let pytorchReference: [String: String] = ["tiny": "2.66–2.91 K", "smollm-135m": "149–157"]
@@ -50,6 +63,7 @@ struct Bench: ParsableCommand {
             return (name, c)
         }
         keepFreedMemoryForReuse()
+        if isGrid { return try runGrid(configs) }
         let cores = ProcessInfo.processInfo.activeProcessorCount
         BLAS.setThreads(threads ?? cores)
         // The peak with every core is the machine's (cached, see MachinePeak.swift) and is measured
@@ -89,6 +103,25 @@ struct Bench: ParsableCommand {
                              100 * min(1, gflops / peak), r.parameters, r.secondsPerStep,
                              Self.pytorchReference[name] ?? "n/a"))
             }
+        }
+    }
+
+    /// Each preset on the grid, as `picotron train` runs it (BenchGrid.swift).
+    func runGrid(_ configs: [(String, LlamaConfig)]) throws {
+        for (name, model) in configs {
+            var cfg = PicotronConfig.quickStart
+            cfg.model.name = name
+            (cfg.training.microBatchSize, cfg.training.seqLength, cfg.training.gradientAccumulationSteps) = (batch, seqLen, gradAcc)
+            (cfg.distributed.dpSize, cfg.distributed.tpSize, cfg.distributed.ppSize, cfg.distributed.cpSize) = (dp, tp, pp, cp)
+            cfg.distributed.ppEngine = ppEngine
+            try cfg.validate()
+            try Train.checkPipeline(cfg, layers: model.numHiddenLayers)
+            let inProcess = ranks ?? cfg.worldSize
+            if !Launcher.isUnderMPI { try InProcessWorld.checkSize(inProcess) }
+            let here = Launcher.isUnderMPI ? Launcher.mpiProcessesOnThisMachine : inProcess
+            try MemoryEstimate.check(stages: MemoryEstimate.stages(config: cfg, model: model), ranks: here).map { print($0) }
+            try BenchGrid(preset: name, model: model, cfg: cfg, timedSteps: steps, json: json)
+                .run(ranksHere: here, inProcessRanks: inProcess)
         }
     }
 

@@ -1,0 +1,37 @@
+// `picotron bench` on a grid: tokens/s, an MFU never above 100%, and where each rank's time goes,
+// measured by the communication ledger (the tp all-reduces of a tp grid, the pipeline's waits).
+
+import Foundation
+import XCTest
+
+final class BenchGridTests: XCTestCase {
+    func testAGridReportsEachRanksTimeByGroup() throws {
+        let r = try Picotron.run(["bench", "--preset", "tiny", "--dp", "2", "--tp", "2", "--steps", "2", "--batch", "2",
+                                  "--seq-len", "32", "--json"])
+        XCTAssertEqual(r.status, 0, r.output)
+        let line = try XCTUnwrap(r.output.split(separator: "\n").last { $0.hasPrefix("{") }, r.output)
+        let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+        XCTAssertEqual(o["ranks"] as? Int, 4)
+        XCTAssertEqual(o["tokens_per_step"] as? Int, 2 * 2 * 32 * 2, "mbs × grad-acc × seq × dp")
+        XCTAssertGreaterThan(o["tokens_per_second"] as! Double, 0)
+        let mfu = o["mfu"] as! Double
+        XCTAssert(mfu > 0 && mfu <= 1, "MFU \(mfu)")
+        let ranks = o["ranks_time"] as! [[String: Double]]
+        XCTAssertEqual(ranks.count, 4)
+        for (i, rank) in ranks.enumerated() {
+            XCTAssertGreaterThan(rank["tp"]!, 0, "rank \(i) waits in its tp all-reduces")
+            XCTAssertEqual(rank["pp"], 0, "no pipeline")
+            let waits = ["tp", "cp", "pp", "dp", "cp+dp", "world"].reduce(0) { $0 + rank[$1]! }
+            XCTAssertLessThan(waits, rank["seconds"]!, "rank \(i): its waits are part of its steps")
+        }
+    }
+
+    func testAPipelineShowsItsBubbleInTheTable() throws {
+        let r = try Picotron.run(["bench", "--preset", "tiny", "--pp", "2", "--steps", "2", "--batch", "2", "--seq-len", "32"])
+        XCTAssertEqual(r.status, 0, r.output)
+        for expected in ["dp 1 × pp 2 (1f1b) × cp 1 × tp 1 = 2 ranks", "2 timed steps after a warm-up", "tokens/s",
+                         "where each rank's time goes", "compute", "pp send/recv (bubble)"] {
+            XCTAssert(r.output.contains(expected), "\(expected) missing from:\n\(r.output)")
+        }
+    }
+}
