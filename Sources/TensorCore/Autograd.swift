@@ -22,13 +22,15 @@ extension Tensor {
     /// Makes the output of an op: records `parents` and `backward` only when gradients flow.
     /// `backward` receives the output tensor (read its `grad`) and accumulates into parents.
     @usableFromInline
-    static func result(_ shape: [Int], _ data: [Float], parents: [Tensor],
+    static func result(_ shape: [Int], _ data: [Float], parents: [Tensor], op: StaticString = #function,
                        _ backward: @escaping (Tensor) -> Void) -> Tensor {
+        if OpProfiler.isEnabled { OpProfiler.forwardEnded(op) }
         let out = Tensor(shape: shape, data: data)
         if Autograd.isEnabled && parents.contains(where: { $0.requiresGrad }) {
             out.requiresGrad = true
             out.parents = parents
             out.backwardFn = backward
+            out.op = op
         }
         return out
     }
@@ -66,7 +68,9 @@ extension Tensor {
         accumulateGrad(gradient ?? [seed])
         for node in order.reversed() {
             if let fn = node.backwardFn {
-                if node.grad != nil { fn(node) }
+                if node.grad != nil {
+                    if OpProfiler.isEnabled { OpProfiler.timeBackward(node.op) { fn(node) } } else { fn(node) }
+                }
                 let parents = node.parents
                 // Release the graph and the intermediate gradient: they are used once.
                 node.backwardFn = nil
@@ -123,8 +127,9 @@ extension Tensor {
     ///   - backward: receives the output's gradient and returns one gradient per input
     ///     (same count as that input, or `nil` for none). It runs at most once per graph.
     public static func custom(inputs: [Tensor], shape: [Int], data: [Float],
+                              op: StaticString = #function,
                               backward: @escaping (_ gradOutput: [Float]) -> [[Float]?]) -> Tensor {
-        result(shape, data, parents: inputs) { out in
+        result(shape, data, parents: inputs, op: op) { out in
             let grads = backward(out.grad!)
             precondition(grads.count == inputs.count,
                          "custom backward returned \(grads.count) gradients for \(inputs.count) inputs")

@@ -24,6 +24,8 @@ public final class Tensor {
     // Autograd links: filled by ops, released once backward has used them.
     var parents: [Tensor] = []
     var backwardFn: ((Tensor) -> Void)?
+    /// The function of the op that made it (for `OpProfiler`).
+    var op: StaticString = ""
     var gradReadyHooks: [(Tensor) -> Void] = []
 
     /// A tensor holding `data` with the given shape.

@@ -32,6 +32,9 @@ struct Bench: ParsableCommand {
     @Flag(help: "Print one JSON object per preset instead of a table.")
     var json = false
 
+    @Flag(help: "Also print where a single-process step's time goes, op by op (forward and backward).")
+    var profile = false
+
     @Option(parsing: .unconditional, help: "Data-parallel size (a grid: where each rank's time goes).") var dp: Int = 1
     @Option(parsing: .unconditional, help: "Tensor-parallel size.") var tp: Int = 1
     @Option(parsing: .unconditional, help: "Pipeline-parallel stages.") var pp: Int = 1
@@ -106,6 +109,25 @@ struct Bench: ParsableCommand {
         }
     }
 
+    /// The op profile of the timed steps: ms per step forward and backward, and the share of the step.
+    static func printProfile(steps: Int, elapsed: Double) {
+        let names = Set(OpProfiler.forward.keys).union(OpProfiler.backward.keys)
+        let total = { (n: String) in (OpProfiler.forward[n]?.seconds ?? 0) + (OpProfiler.backward[n]?.seconds ?? 0) }
+        var rows = [["op", "calls/step", "forward ms", "backward ms", "share"]]
+        for n in names.sorted(by: { total($0) > total($1) }) {
+            let f = OpProfiler.forward[n], b = OpProfiler.backward[n]
+            let calls = max(f?.calls ?? 0, b?.calls ?? 0) / max(1, steps)
+            rows.append([n, "\(calls)", String(format: "%.1f", 1000 * (f?.seconds ?? 0) / Double(steps)),
+                         String(format: "%.1f", 1000 * (b?.seconds ?? 0) / Double(steps)),
+                         String(format: "%.1f%%", 100 * total(n) / elapsed)])
+        }
+        let counted = names.reduce(0) { $0 + total($1) }
+        rows.append(["(rest: loop, graph walk)", "", "", "", String(format: "%.1f%%", 100 * (elapsed - counted) / elapsed)])
+        print(String(format: "profile of %d steps, %.1f ms each (forward: from the previous op's end to this op's; "
+                     + "backward: the op's backward):", steps, 1000 * elapsed / Double(steps)))
+        Plan.printTable(rows)
+    }
+
     /// Each preset on the grid, as `picotron train` runs it (BenchGrid.swift).
     func runGrid(_ configs: [(String, LlamaConfig)]) throws {
         for (name, model) in configs {
@@ -133,14 +155,22 @@ struct Bench: ParsableCommand {
         let tokens = (0..<(batch * (seqLen + 1) * (steps + 1))).map { Int(rng.bits(UInt64($0)) % UInt64(config.vocabSize)) }
         var elapsed = 0.0
         for step in 0...steps {
+            if profile && step == 1 { OpProfiler.start() }   // after the warm-up
             let start = DispatchTime.now().uptimeNanoseconds
             let window = tokens[(step * batch * seqLen)..<((step + 1) * batch * seqLen)]
             let ids = Array(window)
+            OpProfiler.mark()
             let (loss, _) = model.loss(ids, labels: ids, batch: batch, length: seqLen)
             loss.backward()
+            let update = DispatchTime.now().uptimeNanoseconds
             optimizer.step()
             optimizer.zeroGrad()
+            if OpProfiler.isEnabled { OpProfiler.add("AdamW step", seconds: Double(DispatchTime.now().uptimeNanoseconds - update) / 1e9) }
             if step > 0 { elapsed += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+        }
+        if profile {
+            OpProfiler.stop()
+            Self.printProfile(steps: steps, elapsed: elapsed)
         }
         return (Double(batch * seqLen * steps) / elapsed, elapsed / Double(steps), model.parameterCount)
     }

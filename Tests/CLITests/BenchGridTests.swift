@@ -35,3 +35,23 @@ final class BenchGridTests: XCTestCase {
         }
     }
 }
+
+final class BenchProfileTests: XCTestCase {
+    /// `--profile`: every op of the step with its calls, forward and backward time, and the shares
+    /// adding up to the whole step.
+    func testTheProfileListsTheOpsOfAStepAndAddsUp() throws {
+        let r = try Picotron.run(["bench", "--preset", "tiny", "--profile", "--steps", "2", "--batch", "1", "--seq-len", "32"])
+        XCTAssertEqual(r.status, 0, r.output)
+        let rows = r.output.split(separator: "\n").map(String.init)
+        for op in ["matmul", "attention", "swiglu", "rmsNorm", "crossEntropy", "rope", "embedding", "AdamW step"] {
+            XCTAssert(rows.contains { $0.hasPrefix("  \(op) ") }, "\(op) missing from:\n\(r.output)")
+        }
+        // tiny: 8 layers × 7 matrices + the head = 57 matmuls a step.
+        XCTAssert(rows.contains { $0.hasPrefix("  matmul ") && $0.split(separator: " ").dropFirst().first == "57" }, r.output)
+        let shares = rows.compactMap { row -> Double? in
+            guard row.hasSuffix("%"), let last = row.split(separator: " ").last else { return nil }
+            return Double(last.dropLast())
+        }
+        XCTAssertEqual(shares.reduce(0, +), 100, accuracy: 1.5, "the shares add up to the step:\n\(r.output)")
+    }
+}
