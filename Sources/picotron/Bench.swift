@@ -45,7 +45,7 @@ struct Bench: ParsableCommand {
     var ranks: Int?
 
     /// A grid (any size above 1, or under mpirun) is measured as `picotron train` runs it.
-    var isGrid: Bool { dp * tp * pp * cp > 1 || Launcher.isUnderMPI }
+    var isGrid: Bool { dp * tp * pp * cp > 1 || ranks != nil || Launcher.isUnderMPI }
 
     /// PyTorch 2.15 eager on a 2-core AMD EPYC (Zen 4), 2 threads, batch 4, seq 256.
     static let pytorchReference: [String: String] = ["tiny": "2.66–2.91 K", "smollm-135m": "149–157"]
