@@ -72,6 +72,9 @@ struct Train: ParsableCommand {
         if let ppEngine { cfg.distributed.ppEngine = ppEngine }
         if let ppVirtualStages { cfg.distributed.ppVirtualStages = ppVirtualStages }
         if sequenceParallel { cfg.distributed.sequenceParallel = true }
+        if sequenceParallel && cfg.distributed.tpSize == 1 {   // a config file's key earns the same note when loaded
+            notes.append("note: --sequence-parallel ignored: it splits the sequence between tensor-parallel ranks, and tp_size is 1")
+        }
         if let logEvery { cfg.logging.logFrequency = logEvery }
         if let text { cfg.dataset.textFile = text; cfg.dataset.tokenFile = nil }
         if let tokenFile { cfg.dataset.tokenFile = tokenFile; cfg.dataset.textFile = nil }
