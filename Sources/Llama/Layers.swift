@@ -52,13 +52,16 @@ public final class Embedding: EmbeddingLayer {
 public final class RMSNorm: ParameterHolder {
     public let weight: Tensor   // [C]
     public let eps: Float
+    /// The weight as the forward reads it: the weight itself, or (sequence parallelism, lesson 2) the
+    /// weight through an op whose backward sums its gradient over the ranks that hold the other tokens.
+    public var readWeight: (Tensor) -> Tensor = { $0 }
 
     public init(weight: Tensor, eps: Float) {
         self.weight = weight
         self.eps = eps
     }
 
-    public func forward(_ x: Tensor) -> Tensor { Tensor.rmsNorm(x, weight: weight, eps: eps) }   // [.., C]
+    public func forward(_ x: Tensor) -> Tensor { Tensor.rmsNorm(x, weight: readWeight(weight), eps: eps) }   // [.., C]
     public var namedParameters: [(String, Tensor)] { [("weight", weight)] }
 }
 

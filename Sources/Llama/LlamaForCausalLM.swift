@@ -17,6 +17,10 @@ public final class LlamaForCausalLM: ParameterHolder {
         Tensor.crossEntropy(logits, targets: targets, ignoreIndex: LlamaForCausalLM.ignoreIndex)
     }
 
+    /// Ranks that share each sequence's hidden states between the blocks: sequence parallelism
+    /// (lesson 2) keeps T/tp tokens of every sequence on each rank there; 1 otherwise.
+    public var sequenceShards = 1
+
     /// Labels equal to this are skipped by the loss, as in transformers.
     public static let ignoreIndex = -100
 
@@ -79,6 +83,12 @@ public final class LlamaForCausalLM: ParameterHolder {
     /// The rotary table for these positions.
     public func rope(positions: [Int]) -> RoPETable {
         RoPETable(theta: config.ropeTheta, headDim: config.headDim, positions: positions)
+    }
+
+    /// The hidden states between the blocks for `batch` sequences of `length` tokens: `[B, T, C]`,
+    /// or `[B, T/tp, C]` under sequence parallelism (what a pipeline stage sends and receives).
+    public func hiddenShape(batch: Int, length: Int) -> [Int] {
+        [batch, length / sequenceShards, config.hiddenSize]
     }
 
     /// Token ids `[B, T]` → hidden states `[B, T, C]`.

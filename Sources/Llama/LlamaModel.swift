@@ -24,10 +24,12 @@ public final class LlamaAttention: ParameterHolder {
         (self.heads, self.kvHeads, self.headDim) = (heads, kvHeads, headDim)
     }
 
-    /// x `[B, T, C]` → `[B, T, C]`.
+    /// x `[B, T, C]` → `[B, T, C]` (under sequence parallelism `[B, T/tp, C]` in and out: the
+    /// projections gather the sequence and o_proj scatters it, so T is read from q's projection).
     public func forward(_ x: Tensor, rope: RoPETable, mask: AttentionMask) -> Tensor {
-        let (b, t) = (x.shape[0], x.shape[1])
-        let q = qProj.forward(x).reshaped([b, t, heads, headDim]).rope(rope)      // [B, T, nh, hs]
+        let qx = qProj.forward(x)                                                  // [B, T, nh·hs]
+        let (b, t) = (qx.shape[0], qx.shape[1])
+        let q = qx.reshaped([b, t, heads, headDim]).rope(rope)                     // [B, T, nh, hs]
         let k = kProj.forward(x).reshaped([b, t, kvHeads, headDim]).rope(rope)    // [B, T, nkv, hs]
         let v = vProj.forward(x).reshaped([b, t, kvHeads, headDim])               // [B, T, nkv, hs]
         let y = attend(q, k, v, mask)                                              // [B, T, nh, hs]

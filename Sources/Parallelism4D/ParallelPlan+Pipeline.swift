@@ -37,7 +37,8 @@ extension ParallelPlan {
         let chunks = (0 ..< v).map {
             PipelineStage(model: model, stage: $0 * pp + s, stages: pp * v, microBatches: plan.microBatches)
         }
-        let link = PipelineLink(group: grid.ppGroup, count: plan.microBatchSize * plan.sequenceLength * model.config.hiddenSize)
+        let hidden = model.hiddenShape(batch: plan.microBatchSize, length: plan.sequenceLength)   // [B, T, C], T/tp sequence parallel
+        let link = PipelineLink(group: grid.ppGroup, count: hidden.reduce(1, *))
         let probe = PipelineStep(chunks: chunks, link: link)
         let stageParameters = probe.namedParameters
         let step = PipelineStep(chunks: chunks, link: link, synchronizer: makeSync(stageParameters))

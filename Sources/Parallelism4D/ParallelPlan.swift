@@ -22,8 +22,11 @@ public struct ParallelPlan {
     /// a measurement (`measureMemory`, its trace) without changing what it does.
     public let pipelineStep: PipelineStep?
 
+    /// `sequenceParallel` splits the activations between the tensor-parallel blocks along the sequence
+    /// (lesson 2, Tasks 2.9–2.11); it is ignored when tp is 1 (the config's note says so).
     public static func make(grid: ProcessGrid, modelConfig: LlamaConfig, seed: UInt64, bucketMB: Double,
-                     pipeline: PipelinePlan, context: ContextPlan = ContextPlan()) throws -> ParallelPlan {
+                     pipeline: PipelinePlan, context: ContextPlan = ContextPlan(),
+                     sequenceParallel: Bool = false) throws -> ParallelPlan {
         var hooks = ParallelHooks()
         hooks.isMainRank = grid.worldRank == 0
         hooks.worldSize = grid.worldSize
@@ -39,11 +42,13 @@ public struct ParallelPlan {
                 || (name == "model.embed_tokens.weight" && modelConfig.tieWordEmbeddings && stage == pp - 1)
         }
 
-        // Tensor parallelism: each rank builds only its shards, straight from the seed.
+        // Tensor parallelism: each rank builds only its shards, straight from the seed; with sequence
+        // parallelism a rank holds T/tp tokens of each sequence between the blocks (and sends them down the pipeline).
         let model: LlamaForCausalLM
         var tp: TensorParallelGroup?
         if grid.tpSize > 1 {
-            let made = try makeTensorParallelLlama(config: modelConfig, seed: seed, group: grid.tpGroup, keeps: keeps)
+            let made = try makeTensorParallelLlama(config: modelConfig, seed: seed, group: grid.tpGroup,
+                                                   sequenceParallel: sequenceParallel, keeps: keeps)
             (model, tp) = (made.model, made.group)
             hooks.globalSquaredNorm = { _ in try squaredGradNorm(of: model, group: grid.tpGroup) }
             hooks.checkpointLayout = fullShapes(modelConfig)

@@ -18,6 +18,8 @@ extension TensorParallelLesson {
                 return "gradients of " + LessonProblem.group(of: String(name.dropFirst(5)))
             case "untied": return name == "logits" ? "logits (each rank: its V/tp columns)" : name
             case "tied": return "tied embeddings: loss, logits, gradients"
+            case "sp": return "sequence parallel: loss, logits, gradients"
+            case "sp-adamw": return "sequence parallel: AdamW losses, parameters"
             default: return name.hasPrefix("losses") ? name : "parameters after the AdamW steps"
             }
         }
@@ -42,13 +44,7 @@ extension TensorParallelLesson {
         let n = problem.batch * problem.length
         let lines = try TensorParallelTraffic.measure(problem, comm: comm)
         let gathered = try TensorParallelTraffic.measure(problem, comm: comm, gatherLogits: true)
-        var t = Table(["phase", "op", "calls", "formula", "payload", "formula", "ring bytes/rank", ""],
-                      align: [.left, .left, .right, .right, .right, .left, .right, .left])
-        for l in lines {
-            let ring = l.op == .allReduce ? 2 * (tp - 1) * l.bytes / tp : (tp - 1) * l.bytes
-            t.add([l.phase, l.op.rawValue, "\(l.calls)", "\(l.formulaCalls)", CommStats.format(bytes: l.bytes),
-                   l.formula + (l.formula == "0" ? "" : "·4 B"), CommStats.format(bytes: ring), l.matches ? "=" : "≠"])
-        }
+        let t = trafficTable(lines, tp: tp)
         out("""
 
             Traffic of one forward + backward per rank (CommLedger) beside the formula
@@ -72,6 +68,18 @@ extension TensorParallelLesson {
         m.add(["held, SmolLM V \(bigV), N \(bigN)", logits(bigN, bigV, false), logits(bigN, bigV, true)])
         m.add(["sent, SmolLM V \(bigV), N \(bigN)", payload(bigN, bigV, false), payload(bigN, bigV, true)])
         out("\n" + m.render(indent: 2))
+    }
+
+    /// The ledger's lines beside their formulas, with the ring bytes each puts on the wire.
+    static func trafficTable(_ lines: [TrafficLine], tp: Int) -> Table {
+        var t = Table(["phase", "op", "calls", "formula", "payload", "formula", "ring bytes/rank", ""],
+                      align: [.left, .left, .right, .right, .right, .left, .right, .left])
+        for l in lines {
+            t.add([l.phase, l.op.rawValue, "\(l.calls)", "\(l.formulaCalls)", CommStats.format(bytes: l.bytes),
+                   l.formula + (l.formula == "0" ? "" : "·4 B"),
+                   CommStats.format(bytes: TensorParallelTraffic.ringBytes(l.op, l.bytes, tp: tp)), l.matches ? "=" : "≠"])
+        }
+        return t
     }
 
     /// Forward + backward time of tp = 1 (one rank, all cores) against tp = N on a larger model.

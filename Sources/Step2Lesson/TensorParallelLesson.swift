@@ -69,6 +69,9 @@ public enum TensorParallelLesson {
         checks += try TensorParallelCheck.step(tiedProblem, comm: comm).map { ("tied", $0) }
         let trained = try TensorParallelCheck.training(problem, comm: comm, steps: max(1, options.steps), hyper: hyper)
         checks += trained.checks.map { ("adamw", $0) }
+        checks += try TensorParallelCheck.step(problem, comm: comm, sequenceParallel: true).map { ("sp", $0) }
+        checks += try TensorParallelCheck.training(problem, comm: comm, steps: max(1, options.steps), hyper: hyper,
+                                                   sequenceParallel: true).checks.map { ("sp-adamw", $0) }
         let table = try summary(checks, world: world)
         out("""
 
@@ -85,6 +88,7 @@ public enum TensorParallelLesson {
             }
             out("\nTrain \(trained.losses.count) AdamW steps (lr \(hyper.lr)) on the whole batch, tp \(tp) beside one process\n"
                 + steps.render(indent: 2))
+            if tp > 1 { try sequenceParallel(problem, comm: comm, out: out) }
             if options.timing { try timing(comm: comm, out: out) }
         }
         for task in Todo.pending("Step2.") { out("TODO: \(task)") }   // the exercise track: what is unfinished

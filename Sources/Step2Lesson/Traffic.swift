@@ -11,6 +11,9 @@
 //             embedding, loss       nothing        (g's backward is the identity; the loss is local)
 //   gathered logits instead (picotron): the loss's 3 all-reduces become 1 all-gather of N·V/tp
 //   per rank, and every rank holds the full [N, V] logits (and their gradient).
+//   sequence parallel: each all-reduce of N·C becomes a reduce-scatter (input N·C) and an all-gather
+//   (input N·C/tp), forward and backward alike, the same ring bytes; the backward adds one all-reduce
+//   of C per norm (2L+1) for the norm weights' gradients.
 // ### References
 // Shoeybi et al., Megatron-LM, §3, https://arxiv.org/abs/1909.08053
 
@@ -31,10 +34,10 @@ public struct TrafficLine: Sendable {
 public enum TensorParallelTraffic {
     /// Runs one real forward, loss and backward of `problem` on a model made tensor-parallel over
     /// `comm`, reading the ledger between the three, and returns each beside its formula.
-    public static func measure(_ problem: LessonProblem, comm: Communicator, gatherLogits: Bool = false)
-        throws -> [TrafficLine] {
+    public static func measure(_ problem: LessonProblem, comm: Communicator, gatherLogits: Bool = false,
+                               sequenceParallel sp: Bool = false) throws -> [TrafficLine] {
         let model = problem.makeModel()
-        let group = try applyTensorParallel(to: model, group: comm, gatherLogits: gatherLogits)
+        let group = try applyTensorParallel(to: model, group: comm, gatherLogits: gatherLogits, sequenceParallel: sp)
         let (b, t, c) = (problem.batch, problem.length, problem.config.hiddenSize)
         let (n, v, tp, layers) = (b * t, problem.config.vocabSize, comm.size, model.layers.count)
         var lines = [TrafficLine]()
@@ -50,15 +53,27 @@ public enum TensorParallelTraffic {
         }
         let logits = model.logits(problem.inputs, batch: b, length: t)            // [B, T, V/tp] or [B, T, V]
         // Embedding: 1 all-reduce (g after the masked lookup); each layer: 2 (g after attention and after the MLP).
-        var forward = [(CommOp.allReduce, 2 * layers + 1, (2 * layers + 1) * n * c, "(2L+1)·N·C")]
+        let k = 2 * layers + 1
+        let split: [(op: CommOp, calls: Int, floats: Int, formula: String)] =   // sequence parallel: the all-reduces split
+            [(.reduceScatter, k, k * n * c, "(2L+1)·N·C"), (.allGather, k, k * n * c / tp, "(2L+1)·N·C/tp")]
+        var forward = sp ? split : [(CommOp.allReduce, k, k * n * c, "(2L+1)·N·C")]
         if gatherLogits { forward.append((.allGather, 1, n * v / tp, "N·V/tp")) }
         take("forward  model", forward)
         let loss = model.lossFunction(logits, problem.targets)
         take("forward  loss", [(.allReduce, gatherLogits ? 0 : 3, gatherLogits ? 0 : 3 * n, gatherLogits ? "0" : "3·N")])
         loss.backward()
-        take("backward all", [(.allReduce, 2 * layers + 1, (2 * layers + 1) * n * c, "(2L+1)·N·C")])
+        take("backward all", sp ? split + [(.allReduce, k, k * c, "(2L+1)·C")] : [(.allReduce, k, k * n * c, "(2L+1)·N·C")])
         try group.check()
         return lines
+    }
+
+    /// What one rank puts on the wire for `bytes` of payload under the ring algorithms of a group of tp.
+    public static func ringBytes(_ op: CommOp, _ bytes: Int, tp: Int) -> Int {
+        switch op {
+        case .allReduce: return 2 * (tp - 1) * bytes / tp
+        case .reduceScatter: return (tp - 1) * bytes / tp
+        default: return (tp - 1) * bytes          // all-gather: its input is a tp-th of the result
+        }
     }
 
     /// float32 values of the logits each rank holds for the loss: N·V/tp, or N·V when gathered.

@@ -14,15 +14,16 @@ import Training
 public enum TensorParallelCheck {
     /// This rank's checks after one forward and backward of `problem`'s whole batch on a model
     /// made tensor-parallel over `comm` (every rank of `comm` must call it).
-    public static func step(_ problem: LessonProblem, comm: Communicator, gatherLogits: Bool = false)
-        throws -> [Comparison] {
+    public static func step(_ problem: LessonProblem, comm: Communicator, gatherLogits: Bool = false,
+                            sequenceParallel: Bool = false) throws -> [Comparison] {
         let reference = problem.makeModel()
         let refLogits = reference.logits(problem.inputs, batch: problem.batch, length: problem.length)   // [B, T, V]
         let refLoss = reference.lossFunction(refLogits, problem.targets)
         refLoss.backward()
 
         let model = problem.makeModel()
-        let group = try applyTensorParallel(to: model, group: comm, gatherLogits: gatherLogits)
+        let group = try applyTensorParallel(to: model, group: comm, gatherLogits: gatherLogits,
+                                            sequenceParallel: sequenceParallel)
         let logits = model.logits(problem.inputs, batch: problem.batch, length: problem.length)  // [B, T, V/tp]
         let loss = model.lossFunction(logits, problem.targets)
         loss.backward()
@@ -39,13 +40,13 @@ public enum TensorParallelCheck {
                 .withHint("logits differ: the forward is wrong before the loss — check f/g (Tasks 2.1, 2.2), "
                           + "the linear forwards (2.3, 2.5) and the embedding mask (2.7)"),
         ]
-        checks += gradientChecks(model, reference: reference, group: comm)
+        checks += gradientChecks(model, reference: reference, group: comm, sequenceParallel: sequenceParallel)
         return checks
     }
 
     /// Each parameter's gradient on this rank against the same slice of `reference`'s.
-    public static func gradientChecks(_ model: LlamaForCausalLM, reference: LlamaForCausalLM, group: Communicator)
-        -> [Comparison] {
+    public static func gradientChecks(_ model: LlamaForCausalLM, reference: LlamaForCausalLM, group: Communicator,
+                                      sequenceParallel: Bool = false) -> [Comparison] {
         let specs = tensorParallelSpecs(of: model, group: group)
         let want = Dictionary(uniqueKeysWithValues: reference.namedParameters.map { ($0.0, $0.1) })
         return model.namedParameters.map { name, p in
@@ -53,7 +54,10 @@ public enum TensorParallelCheck {
             let got = p.grad ?? [Float](repeating: 0, count: p.count)
             let ref = spec.slice(full.grad ?? [Float](repeating: 0, count: full.count))
             var c = ReferenceCheck.compare("grad \(name)", got: got, want: ref, shape: p.shape)
-            if !c.passed { c = c.withHint(hint(name: name, cut: spec.cut, ratio: ReferenceCheck.ratio(got: got, want: ref))) }
+            if !c.passed {
+                c = c.withHint(hint(name: name, cut: spec.cut, ratio: ReferenceCheck.ratio(got: got, want: ref),
+                                    sequenceParallel: sequenceParallel))
+            }
             return c
         }
     }
@@ -61,11 +65,11 @@ public enum TensorParallelCheck {
     /// This rank's checks after `steps` AdamW steps on the whole batch: each step's loss and
     /// every parameter shard at the end.
     public static func training(_ problem: LessonProblem, comm: Communicator, steps: Int,
-                                hyper: AdamW.Hyperparameters)
+                                hyper: AdamW.Hyperparameters, sequenceParallel: Bool = false)
         throws -> (checks: [Comparison], losses: [Float], reference: [Float]) {
         let ref = problem.referenceAfterSteps(steps, hyper: hyper)
         let model = problem.makeModel()
-        let group = try applyTensorParallel(to: model, group: comm)
+        let group = try applyTensorParallel(to: model, group: comm, sequenceParallel: sequenceParallel)
         let optimizer = AdamW(parameters: model.parameters, hyper: hyper)
         var losses = [Float]()
         for _ in 0..<steps {
@@ -88,7 +92,7 @@ public enum TensorParallelCheck {
     }
 
     /// The likely cause of a wrong gradient, from which kind of parameter it is.
-    public static func hint(name: String, cut: ShardSpec.Cut, ratio: Float?) -> String {
+    public static func hint(name: String, cut: ShardSpec.Cut, ratio: Float?, sequenceParallel: Bool = false) -> String {
         if let ratio, abs(ratio - ratio.rounded()) < 0.01, ratio.rounded() > 1 {
             return "the gradient is \(Int(ratio.rounded()))× the reference: an all-reduce where the identity belongs "
                 + "(g's backward, Task 2.2) or a gradient counted on every rank"
@@ -97,6 +101,9 @@ public enum TensorParallelCheck {
             return "only the owner of a token may add to its row: check the embedding mask (Task 2.7)"
         }
         switch cut {
+        case .replicated where sequenceParallel:
+            return "under sequence parallelism each rank's norm saw only its T/tp tokens: its weight gradient is a part, "
+                + "to be summed over tp (Task 2.11); a wrong ∂L/∂x before it points at Tasks 2.9 and 2.10"
         case .replicated:
             return "norm weights see the full gradient only if f all-reduces ∂L/∂x in backward (Task 2.1)"
         case .rows:

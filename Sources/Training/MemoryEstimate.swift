@@ -13,14 +13,16 @@
 //                   (every matrix is cut over tp, RMSNorm weights are replicated; one process holds the
 //                   embedding and, untied, lm_head: 2 matrices; tied, 1)
 //   weights       = 4·P;   gradients = 4·P;   optimizer (AdamW's m and v) = 8·P
-//   activations   = 4·N·(L·(6C + 3·(qd + kvd + I)/tp) + C (first stage) + C + 3V/tp (last stage)) + 16·N
+//   activations   = 4·N·(L·(6C/s + 3·(qd + kvd + I)/tp) + C/s (first stage) + C/s + 3V/tp (last stage)) + 16·N
+//                   (s = tp with sequence parallelism, 1 without)
 //                   (what autograd keeps per token and layer until the backward: the two norms' outputs,
 //                   o_proj's and down_proj's outputs and the two residual sums (6C); q before and after
 //                   RoPE and the attention output (3qd), k before and after RoPE and v (3kvd), gate, up
 //                   and their SwiGLU product (3I); then the embedding and final norm (2C), the logits,
 //                   their softmax and gradient (3V); and the token ids, inputs and targets as Int (16 bytes).
 //                   Attention keeps no [T, T] matrix: the fused kernel recomputes it in the backward.
-//                   One micro-batch at a time: accumulation frees each graph after its backward.)
+//                   One micro-batch at a time: accumulation frees each graph after its backward.
+//                   Sequence parallelism splits the 6C between the blocks and the ends' C over tp.)
 //   communication = one bucket, min(4·P, 25 MiB), when dp·cp > 1: the gradients move into the data-parallel
 //                   buckets and back (they are never held twice), so a bucket is extra only while it is
 //                   copied back
@@ -54,7 +56,8 @@ public struct MemoryEstimate: Sendable, Equatable {
     ///   - heldMicroBatches: how many micro-batches' activations the stage keeps at once (1 without a
     ///     pipeline; AFAB all of the step's, 1F1B up to pp − stage; see `heldMicroBatches(…)`).
     public init(model c: LlamaConfig, microBatchSize: Int, sequenceLength: Int, tp: Int = 1, dp: Int = 1, cp: Int = 1,
-                pp: Int = 1, stage: Int? = nil, virtualStages: Int = 1, heldMicroBatches: Double = 1) {
+                pp: Int = 1, stage: Int? = nil, virtualStages: Int = 1, heldMicroBatches: Double = 1,
+                sequenceParallel: Bool = false) {
         let (tp, C) = (Double(max(1, tp)), Double(c.hiddenSize))
         let pp = max(1, pp)
         let (first, last) = stage.map { ($0 == 0, $0 == pp - 1) } ?? (true, pp == 1)
@@ -67,12 +70,13 @@ public struct MemoryEstimate: Sendable, Equatable {
         let cut = V * C * matrices + L * (2 * C * qd + 2 * C * kvd + 3 * C * I)
         let p = cut / tp + L * 2 * C + (last || stage == nil ? C : 0)
         let n = Double(microBatchSize) * Double(sequenceLength)
-        let ends = (first ? C : 0) + (last || stage == nil ? C + 3 * V / tp : 0)
+        let sp = sequenceParallel ? tp : 1   // the activations between the blocks: T/tp tokens each
+        let ends = (first ? C / sp : 0) + (last || stage == nil ? C / sp + 3 * V / tp : 0)
         parametersPerRank = p
         weights = 4 * p
         gradients = 4 * p
         optimizer = 8 * p
-        activations = heldMicroBatches * (4 * n * (L * (6 * C + 3 * (qd + kvd + I) / tp) + ends) + 16 * n)
+        activations = heldMicroBatches * (4 * n * (L * (6 * C / sp + 3 * (qd + kvd + I) / tp) + ends) + 16 * n)
         communication = dp * cp > 1 ? min(4 * p, Self.bucketBytes) : 0
     }
 
@@ -93,7 +97,8 @@ public struct MemoryEstimate: Sendable, Equatable {
                            sequenceLength: config.training.seqLength / max(1, d.cpSize),   // a cp rank's tokens
                            tp: d.tpSize, dp: d.dpSize, cp: d.cpSize, pp: d.ppSize, stage: s, virtualStages: v,
                            heldMicroBatches: heldMicroBatches(engine: d.ppEngine, pp: d.ppSize, microBatches: a,
-                                                              virtualStages: d.ppVirtualStages, stage: s))
+                                                              virtualStages: d.ppVirtualStages, stage: s),
+                           sequenceParallel: d.sequenceParallel)
         }
     }
 

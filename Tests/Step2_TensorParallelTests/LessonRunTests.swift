@@ -29,9 +29,11 @@ final class LessonRunTests: XCTestCase {
         let verify = text.filter { $0.hasSuffix("PASS") || $0.hasSuffix("FAIL") }
         XCTAssertGreaterThanOrEqual(verify.count, 10, "verification table:\n\(text.joined(separator: "\n"))")
         for line in verify { XCTAssertTrue(line.hasSuffix("PASS"), line) }
-        let traffic = text.filter { $0.contains("allReduce") || $0.contains("allGather") }
-        XCTAssertEqual(traffic.count, 3, "forward model, forward loss, backward: one line each")
+        let traffic = text.filter { $0.contains("allReduce") || $0.contains("allGather") || $0.contains("reduceScatter") }
+        XCTAssertEqual(traffic.count, 3 + 6, "forward model, forward loss, backward: one line each; sequence parallel: "
+                       + "two in the forward (reduce-scatter, all-gather), the loss's, three in the backward")
         for line in traffic { XCTAssertTrue(line.hasSuffix("="), "traffic differs from the formula: \(line)") }
+        XCTAssertTrue(text.contains { $0.hasPrefix("  saved") && $0.hasSuffix("=") }, "the graph's saving equals the formula")
         XCTAssertTrue(text.contains { $0.hasPrefix("  rank") == false && $0.contains("q_proj") && $0.contains("(heads 0-3)") })
     }
 }

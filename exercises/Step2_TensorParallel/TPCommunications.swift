@@ -64,17 +64,23 @@ public func gatherFromTensorParallelRegion(_ x: Tensor, _ group: TensorParallelG
 /// one f runs; Llama keeps them separate, so they share this object: the first call makes
 /// f(x), the next calls with the same x return the same tensor, autograd sums the three
 /// gradients into it, and f all-reduces once — 2 all-reduces per layer backward, not 5.
+/// Under sequence parallelism the shared op is the all-gather along the sequence instead.
 public final class SharedCopy {
     let group: TensorParallelGroup
+    /// All-gather the sequence (sequence parallelism) instead of f.
+    public let sequenceParallel: Bool
     // Weak: the graph keeps them alive exactly as long as a backward may need them.
     private weak var input: Tensor?
     private weak var output: Tensor?
 
-    public init(group: TensorParallelGroup) { self.group = group }
+    public init(group: TensorParallelGroup, sequenceParallel: Bool = false) {
+        (self.group, self.sequenceParallel) = (group, sequenceParallel)
+    }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
         if let i = input, i === x, let o = output { return o }
-        let o = copyToTensorParallelRegion(x, group)                     // [.., C]
+        let o = sequenceParallel ? gatherFromSequenceParallelRegion(x, group)   // [.., T, C] from [.., T/tp, C]
+            : copyToTensorParallelRegion(x, group)                               // [.., C]
         (input, output) = (x, o)
         return o
     }

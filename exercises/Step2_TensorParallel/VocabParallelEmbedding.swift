@@ -16,26 +16,28 @@ import TensorCore
 public final class VocabParallelEmbedding: EmbeddingLayer {
     public let weight: Tensor          // [V/tp, C]
     public let spec: ShardSpec
+    /// Reduce-scatter the rows along the sequence (sequence parallelism) instead of g.
+    public let sequenceParallel: Bool
     let group: TensorParallelGroup
 
     /// The shard of a full embedding `[V, C]`.
-    public convenience init(sliceOf full: Tensor, group: TensorParallelGroup) throws {
+    public convenience init(sliceOf full: Tensor, group: TensorParallelGroup, sequenceParallel: Bool = false) throws {
         let spec = try VocabParallelEmbedding.spec(full.shape, group)
         self.init(shard: Tensor(shape: spec.shardShape, data: spec.slice(full.data), requiresGrad: true,
-                                name: full.name), spec: spec, group: group)
+                                name: full.name), spec: spec, group: group, sequenceParallel: sequenceParallel)
     }
 
     /// The shard drawn straight from the seed.
     public convenience init(factory: ParameterFactory, name: String, vocab: Int, hidden: Int,
-                            group: TensorParallelGroup) throws {
+                            group: TensorParallelGroup, sequenceParallel: Bool = false) throws {
         let spec = try VocabParallelEmbedding.spec([vocab, hidden], group)
         self.init(shard: factory.normal(name, fullCols: hidden, rows: spec.range, cols: 0..<hidden),
-                  spec: spec, group: group)                                  // [V/tp, C]
+                  spec: spec, group: group, sequenceParallel: sequenceParallel)   // [V/tp, C]
     }
 
-    public init(shard: Tensor, spec: ShardSpec, group: TensorParallelGroup) {
+    public init(shard: Tensor, spec: ShardSpec, group: TensorParallelGroup, sequenceParallel: Bool = false) {
         precondition(shard.shape == spec.shardShape, "shard \(shard.shape) does not match \(spec)")
-        (weight, self.spec, self.group) = (shard, spec, group)
+        (weight, self.spec, self.group, self.sequenceParallel) = (shard, spec, group, sequenceParallel)
     }
 
     static func spec(_ shape: [Int], _ group: TensorParallelGroup) throws -> ShardSpec {
@@ -46,10 +48,12 @@ public final class VocabParallelEmbedding: EmbeddingLayer {
     /// This rank's tokens: `vocabStart ..< vocabStart + V/tp`.
     public var vocabRange: Range<Int> { spec.range }
 
-    /// ids `[B, T]` (full vocabulary) → `[B, T, C]`, the same on every rank.
+    /// ids `[B, T]` (full vocabulary) → `[B, T, C]`, the same on every rank (sequence parallel:
+    /// `[B, T/tp, C]`, this rank's tokens).
     public func forward(_ ids: [Int], shape: [Int]) -> Tensor {
         let partial = VocabParallelEmbedding.maskedLookup(ids, shape: shape, weight: weight, vocab: vocabRange)
-        return reduceFromTensorParallelRegion(partial, group)          // [B, T, C] g: Σ over ranks
+        return sequenceParallel ? reduceScatterToSequenceParallelRegion(partial, group)   // [B, T/tp, C]
+            : reduceFromTensorParallelRegion(partial, group)          // [B, T, C] g: Σ over ranks
     }
 
     /// The rows of this rank's tokens, zeros for every other token: ids `[B, T]` → `[B, T, C]`.

@@ -38,7 +38,8 @@ public final class ColumnParallelLinear: LinearLayer {
         self.init(shard: w, spec: spec, group: group, gatherOutput: gatherOutput, copy: copy)
     }
 
-    /// A layer on an existing shard; `sharesWeight` when another layer owns it (tied head).
+    /// A layer on an existing shard; `sharesWeight` when another layer owns it (tied head). `copy` is
+    /// the f (or sequence all-gather) it shares with the layers reading the same x; nil: its own f.
     public init(shard: Tensor, spec: ShardSpec, group: TensorParallelGroup, gatherOutput: Bool = false,
                 copy: SharedCopy? = nil, sharesWeight: Bool = false) {
         precondition(shard.shape == spec.shardShape, "shard \(shard.shape) does not match \(spec)")
@@ -63,7 +64,7 @@ public final class ColumnParallelLinear: LinearLayer {
         // f: the identity forward, an all-reduce of ∂L/∂x backward; xc [.., in]
         let xc = copy(x)
         let (n, k) = xc.rowsAndColumns, m = weight.shape[0]
-        let y = Tensor.custom(inputs: [xc, weight], shape: Array(x.shape.dropLast()) + [m],
+        let y = Tensor.custom(inputs: [xc, weight], shape: Array(xc.shape.dropLast()) + [m],
                               data: Gemm.product(xc.data, weight.data, n: n, k: k, m: m)) { dy in
             let (dx, dw) = ColumnParallelLinear.backward(dy, input: xc.data, weight: self.weight.data, n: n, k: k, m: m)
             return [dx, dw]
@@ -95,26 +96,34 @@ public final class ColumnParallelLinear: LinearLayer {
 public final class RowParallelLinear: LinearLayer {
     public let weight: Tensor          // [out, in/tp]
     public let spec: ShardSpec
+    /// Reduce-scatter the output along the sequence (sequence parallelism) instead of g.
+    public let sequenceParallel: Bool
     let group: TensorParallelGroup
 
     /// The shard of a full weight `[out, in]`.
-    public convenience init(sliceOf full: Tensor, group: TensorParallelGroup) throws {
+    public convenience init(sliceOf full: Tensor, group: TensorParallelGroup, sequenceParallel: Bool = false) throws {
         let spec = try RowParallelLinear.spec(full.shape, group)
         self.init(shard: Tensor(shape: spec.shardShape, data: spec.slice(full.data), requiresGrad: true,
-                                name: full.name), spec: spec, group: group)
+                                name: full.name), spec: spec, group: group, sequenceParallel: sequenceParallel)
     }
 
     /// The shard drawn straight from the seed.
     public convenience init(factory: ParameterFactory, name: String, out: Int, in: Int,
-                            group: TensorParallelGroup) throws {
+                            group: TensorParallelGroup, sequenceParallel: Bool = false) throws {
         let spec = try RowParallelLinear.spec([out, `in`], group)
         self.init(shard: factory.normal(name, fullCols: `in`, rows: 0..<out, cols: spec.range),   // [out, in/tp]
-                  spec: spec, group: group)
+                  spec: spec, group: group, sequenceParallel: sequenceParallel)
     }
 
-    public init(shard: Tensor, spec: ShardSpec, group: TensorParallelGroup) {
+    public init(shard: Tensor, spec: ShardSpec, group: TensorParallelGroup, sequenceParallel: Bool = false) {
         precondition(shard.shape == spec.shardShape, "shard \(shard.shape) does not match \(spec)")
-        (weight, self.spec, self.group) = (shard, spec, group)
+        (weight, self.spec, self.group, self.sequenceParallel) = (shard, spec, group, sequenceParallel)
+    }
+
+    /// g (Task 2.2), or under sequence parallelism its sequence version (Task 2.10): `[.., T, C]` →
+    /// `[.., T/tp, C]`, this rank's tokens of the sum.
+    func reduce(_ partial: Tensor) -> Tensor {
+        sequenceParallel ? reduceScatterToSequenceParallelRegion(partial, group) : reduceFromTensorParallelRegion(partial, group)
     }
 
     static func spec(_ shape: [Int], _ group: TensorParallelGroup) throws -> ShardSpec {
@@ -127,14 +136,15 @@ public final class RowParallelLinear: LinearLayer {
         // TASK(Step2.5) RowParallelLinear.forward @ Lessons/02-tensor-parallel.md, Task 2.5
         // > 1. a `Tensor.custom` with inputs [x, weight], forward data
         // >   `Gemm.product(...)` ([N, out], this rank's partial sum) and a backward that calls
-        // >   `RowParallelLinear.backward` (Task 2.6); 2. pass it through g.
+        // >   `RowParallelLinear.backward` (Task 2.6); 2. pass it through g: `reduce(...)` (which is g, or
+        // >   under sequence parallelism its version of Task 2.10).
         let (n, k) = x.rowsAndColumns, m = weight.shape[0]
         let partial = Tensor.custom(inputs: [x, weight], shape: Array(x.shape.dropLast()) + [m],
                                     data: Gemm.product(x.data, weight.data, n: n, k: k, m: m)) { dy in
             let (dx, dw) = RowParallelLinear.backward(dy, input: x.data, weight: self.weight.data, n: n, k: k, m: m)
             return [dx, dw]
         }                                                             // [.., out] this rank's term
-        return reduceFromTensorParallelRegion(partial, group)        // [.., out] g: Σ over ranks
+        return reduce(partial)                                        // [.., out] g: Σ over ranks
         // STAND-IN: return Tensor(zeros: Array(x.shape.dropLast()) + [weight.shape[0]])
         // END TASK(Step2.5)
     }

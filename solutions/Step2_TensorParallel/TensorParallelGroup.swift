@@ -31,6 +31,15 @@ public final class TensorParallelGroup {
         do { try comm.allReduce(&x, op: op) } catch { failure = error }
     }
 
+    /// Chunk r (this rank's) of the reduction of `x` over the group (`x.count / tp` values).
+    public func reduceScatter(_ x: [Float], op: ReduceOp) -> [Float] {
+        guard failure == nil else { return [Float](repeating: 0, count: x.count / size) }
+        do { return try comm.reduceScatter(x, op: op) } catch {
+            failure = error
+            return [Float](repeating: 0, count: x.count / size)
+        }
+    }
+
     /// Every rank's `x` concatenated in rank order (`tp · x.count` values).
     public func allGather(_ x: [Float]) -> [Float] {
         guard failure == nil else { return [Float](repeating: 0, count: x.count * size) }

@@ -11,6 +11,9 @@
 //   embedding  vocab             [V, C] cut by vocabulary rows
 //   LM head    column            [V, C]: logits [N, V/tp] for the vocab-parallel loss
 //   norms      replicated        [C] on every rank
+//
+// Sequence parallelism is an option of this plan, not another model: the same cuts, with each
+// style's communication replaced by its sequence version (`communication(of:sequenceParallel:)`).
 
 /// How one weight is held across the tensor-parallel ranks.
 public enum TensorParallelStyle: String, Sendable {
@@ -78,6 +81,19 @@ public enum TensorParallelPlan {
 
     /// The style of a parameter; a name the table does not know is replicated.
     public static func style(of name: String) -> TensorParallelStyle { entry(of: name)?.style ?? .replicated }
+
+    /// The communication a weight of `style` brings into the forward (its backward is the mirror image):
+    /// Megatron's f and g, or under sequence parallelism their versions along the sequence.
+    public static func communication(of style: TensorParallelStyle, sequenceParallel: Bool) -> String {
+        switch (style, sequenceParallel) {
+        case (.column, false): return "f before: identity (all-reduce in backward)"
+        case (.column, true): return "all-gather T before (reduce-scatter in backward)"
+        case (.row, false), (.vocab, false): return "g after: all-reduce (identity in backward)"
+        case (.row, true), (.vocab, true): return "reduce-scatter T after (all-gather in backward)"
+        case (.replicated, false): return "none: inputs and gradients equal on every rank"
+        case (.replicated, true): return "input T/tp tokens; weight gradient summed over tp"
+        }
+    }
 
     /// Which part of the parameter `name` (of full shape `fullShape`) rank `rank` of `size` holds.
     public static func spec(of name: String, fullShape: [Int], rank: Int, size: Int) -> ShardSpec {

@@ -87,7 +87,7 @@ public final class PipelineStage {
     public func forward(_ mb: MicroBatch, received: [Float]?) -> StageActivation {
         let rope = model.rope(positions: mb.positions)
         let mask = AttentionMask.causal(queryPositions: mb.positions, keyPositions: mb.positions)
-        let shape = [mb.batch, mb.length, model.config.hiddenSize]                 // [B, T, C]
+        let shape = model.hiddenShape(batch: mb.batch, length: mb.length)         // [B, T, C] (T/tp: sequence parallel)
         // TASK(Step3.2) PipelineStage.forward @ Lessons/03-pipeline-parallel.md#task-32
         // > 1. `received` (every stage but the first) becomes a leaf `Tensor` of `shape` that
         // >    requires its gradient: the backward sends that gradient to the previous stage.

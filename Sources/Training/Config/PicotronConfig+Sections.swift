@@ -16,6 +16,7 @@ extension PicotronConfig {
         public var ppEngine = "1f1b"
         public var ppVirtualStages = 2
         public var cpLayout = "zigzag", cpAttention = "ring"
+        public var sequenceParallel = false
         public var backend = "gloo"
         public var useCPU = true
 
@@ -44,6 +45,14 @@ extension PicotronConfig {
                   + "O(T/cp) memory) or \"allgather\" (every rank gathers all K/V).", extension: true),
             .init("pp_virtual_stages", \.ppVirtualStages, "Chunks of layers per pipeline stage for the interleaved "
                   + "engine (Megatron's virtual stages): the bubble shrinks by this factor.", extension: true),
+            .init("sequence_parallel", \.sequenceParallel, "Sequence parallelism (Megatron's sequence_parallel): the "
+                  + "activations between the tensor-parallel blocks (residual stream, norms) are split along the "
+                  + "sequence over the tp ranks; the same traffic, a tp-th of that memory. Needs tp_size > 1.",
+                  extension: true,
+                  note: { on, d in
+                      on && d.tpSize == 1 ? ConfigNote("ignored: it splits the sequence between tensor-parallel "
+                                                       + "ranks, and tp_size is 1") : nil
+                  }),
         ]
 
         /// The pipeline schedules `pp_engine` may name.

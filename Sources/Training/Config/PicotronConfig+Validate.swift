@@ -65,6 +65,18 @@ extension PicotronConfig {
                   + ": context parallelism (\(d.cpLayout)) gives each rank \(unit == d.cpSize ? "one chunk" : "two chunks") "
                   + "of the sequence; use \(below >= 2 ? "\(below) or " : "")\(above)")
         }
+        if d.sequenceParallel, d.tpSize > 1, d.cpSize >= 1, t.seqLength >= 2 {
+            // Between the blocks each tensor-parallel rank holds T/(cp·tp) tokens of a sequence; the fix
+            // also keeps context parallelism's rule (chunks of T/cp or T/2cp).
+            let perRank = t.seqLength / d.cpSize
+            let unit = (d.cpSize == 1 ? 1 : d.cpLayout == "contiguous" ? d.cpSize : 2 * d.cpSize) * d.tpSize
+            let below = t.seqLength / unit * unit, above = below + unit
+            check(t.seqLength % (d.cpSize * d.tpSize) == 0,
+                  "training.seq_length \(t.seqLength)\(d.cpSize > 1 ? " / distributed.cp_size \(d.cpSize) = \(perRank)" : "")"
+                  + " is not divisible by distributed.tp_size \(d.tpSize): sequence parallelism gives each tensor-parallel "
+                  + "rank 1/\(d.tpSize) of the tokens between the blocks; use \(below >= 2 ? "\(below) or " : "")\(above), "
+                  + "or turn distributed.sequence_parallel off")
+        }
         // Products of sizes, in overflow-checked arithmetic: a product that overflows would trap later.
         let tokens = [("training.micro_batch_size", t.microBatchSize),
                       ("training.gradient_accumulation_steps", t.gradientAccumulationSteps),
