@@ -44,6 +44,8 @@ struct Train: ParsableCommand {
     @Option(help: "Pipeline schedule: afab, 1f1b or interleaved (distributed.pp_engine).") var ppEngine: String?
     @Option(parsing: .unconditional, help: "Chunks of layers per stage for --pp-engine interleaved (distributed.pp_virtual_stages).")
     var ppVirtualStages: Int?
+    @Option(parsing: .unconditional, help: "ZeRO stage, 0 or 1: 1 slices AdamW's moments over the dp·cp ranks (distributed.zero_stage).")
+    var zero: Int?
     @Option(parsing: .unconditional, help: "Data-parallel all-reduce bucket size in MB (PyTorch DDP's default is 25).") var bucketMb: Double = 25
     @Option(parsing: .unconditional, help: "In-process ranks to start (default: dp × pp × cp × tp); ignored under mpirun.") var ranks: Int?
 
@@ -69,6 +71,7 @@ struct Train: ParsableCommand {
         if let cpAttention { cfg.distributed.cpAttention = cpAttention }
         if let ppEngine { cfg.distributed.ppEngine = ppEngine }
         if let ppVirtualStages { cfg.distributed.ppVirtualStages = ppVirtualStages }
+        if let zero { cfg.distributed.zeroStage = zero }
         if let logEvery { cfg.logging.logFrequency = logEvery }
         if let text { cfg.dataset.textFile = text; cfg.dataset.tokenFile = nil }
         if let tokenFile { cfg.dataset.tokenFile = tokenFile; cfg.dataset.textFile = nil }

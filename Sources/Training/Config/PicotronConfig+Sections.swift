@@ -18,6 +18,8 @@ extension PicotronConfig {
         public var cpLayout = "zigzag", cpAttention = "ring"
         public var backend = "gloo"
         public var useCPU = true
+        /// ZeRO stage: 0 none, 1 AdamW's moments sliced over the cp+dp group (lesson 1).
+        public var zeroStage = 0
 
         public init() {}
         public static let name = "distributed"
@@ -44,6 +46,13 @@ extension PicotronConfig {
                   + "O(T/cp) memory) or \"allgather\" (every rank gathers all K/V).", extension: true),
             .init("pp_virtual_stages", \.ppVirtualStages, "Chunks of layers per pipeline stage for the interleaved "
                   + "engine (Megatron's virtual stages): the bubble shrinks by this factor.", extension: true),
+            .init("zero_stage", \.zeroStage, "ZeRO stage: 0 (none) or 1 (each data-parallel rank keeps AdamW's moments "
+                  + "for 1/(dp·cp) of the parameters: gradients reduce-scattered, parameters all-gathered; lesson 1).",
+                  extension: true,
+                  note: { stage, d in
+                      stage == 1 && d.dpSize * d.cpSize == 1
+                          ? ConfigNote("dp_size × cp_size is 1: there is nothing to slice over, so AdamW runs whole") : nil
+                  }),
         ]
 
         /// The pipeline schedules `pp_engine` may name.
