@@ -79,7 +79,7 @@ final class ZeroStepTests: XCTestCase {
     }
 
     func testParametersAfterThreeStepsEqualSingleProcess() throws {
-        for (dp, A) in [(2, 1), (4, 1), (2, 2), (3, 1)] {
+        for (dp, A) in [(2, 1), (4, 1), (2, 2), (5, 1)] {   // 5 does not divide P = 90432: padding
             let setup = DataParallelSetup(dp: dp, accumulation: A, microBatch: 1, steps: 3)
             beginTasks()
             let results = try run(setup, task: "Step1.9")
