@@ -31,11 +31,22 @@ extension ParallelPlan {
         hooks.afterOptimizerStep = { try zero().allGatherParameters() }
         let norm = hooks.globalSquaredNorm   // this rank's slices, over tp and pp as before
         hooks.globalSquaredNorm = { try zeroGlobalSquaredNorm(try norm($0), over: group) }
-        let gather = hooks.gatherCheckpoint ?? Trainer.writeWhole
-        hooks.gatherCheckpoint = { local, write in
-            var whole = local   // whole moments on group rank 0 (dp 0, cp 0: the rank the tp/pp gather uses)
-            whole.optimizer = try zero().wholeStates(local.optimizer)
-            try gather(whole, write)
+        // Whole moments on group rank 0 (dp 0, cp 0: the rank the tp/pp gathers use). A model that is
+        // not cut streams them one parameter at a time; the tp/pp gathers take them all at once.
+        if let gather = hooks.gatherCheckpoint {
+            hooks.gatherCheckpoint = { local, write in
+                var whole = local
+                whole.optimizer = try local.optimizer.indices.map { try zero().wholeState($0, local.optimizer[$0]) }
+                try gather(whole, write)
+            }
+        } else {
+            hooks.gatherCheckpoint = { local, write in
+                for (k, (p, st)) in zip(local.parameters, local.optimizer).enumerated() {
+                    let one = CheckpointContents(config: local.config, parameters: [p],
+                                                 optimizer: [try zero().wholeState(k, st)], trainer: local.trainer)
+                    try Trainer.writeWhole(one, write)
+                }
+            }
         }
         // Resuming needs nothing more: AdamW.restore keeps its slice of each whole state it is given.
     }

@@ -152,19 +152,17 @@ public final class ZeroOptimizer {
         try zeroGlobalSquaredNorm(GradientClipping.localSquaredNorm(parameters.map(\.1)), over: group)
     }
 
-    /// Each parameter's whole AdamW state from the slices (`state`, this rank's), for a checkpoint:
-    /// on group rank 0; empty moments elsewhere. A collective over `group`, one parameter at a time
-    /// (an all-reduce of the pieces, each rank's placed in zeros).
-    public func wholeStates(_ state: [AdamW.State]) throws -> [AdamW.State] {
-        try zip(zip(parameters, partition.pieces), state).map { pair, st in
-            let (p, piece) = (pair.0.1, pair.1)
-            var moments = [Float](repeating: 0, count: 2 * p.count)         // [2 · n_k]: m, then v
-            moments.replaceSubrange(piece, with: st.expAvg)
-            moments.replaceSubrange(p.count + piece.lowerBound ..< p.count + piece.upperBound, with: st.expAvgSq)
-            try group.allReduce(&moments, op: .sum)
-            guard group.rank == 0 else { return AdamW.State(step: st.step, expAvg: [], expAvgSq: []) }
-            return AdamW.State(step: st.step, expAvg: Array(moments[..<p.count]), expAvgSq: Array(moments[p.count...]))
-        }
+    /// Parameter k's whole AdamW state from the slices (`state`, this rank's piece of it), for a
+    /// checkpoint: on group rank 0; empty moments elsewhere. A collective over `group` (an all-reduce
+    /// of the pieces, each rank's placed in zeros).
+    public func wholeState(_ k: Int, _ state: AdamW.State) throws -> AdamW.State {
+        let (n, piece) = (parameters[k].1.count, partition.pieces[k])
+        var moments = [Float](repeating: 0, count: 2 * n)                   // [2 · n_k]: m, then v
+        moments.replaceSubrange(piece, with: state.expAvg)
+        moments.replaceSubrange(n + piece.lowerBound ..< n + piece.upperBound, with: state.expAvgSq)
+        try group.allReduce(&moments, op: .sum)
+        guard group.rank == 0 else { return AdamW.State(step: state.step, expAvg: [], expAvgSq: []) }
+        return AdamW.State(step: state.step, expAvg: Array(moments[..<n]), expAvgSq: Array(moments[n...]))
     }
 }
 
