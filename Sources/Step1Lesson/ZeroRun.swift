@@ -36,13 +36,13 @@ final class NoSynchronization: GradientSynchronizer {
 }
 
 /// Runs `setup` (its dp, A, B, steps and AdamW settings; not its strategy) with ZeRO-1 on this rank
-/// of `group`.
-public func runZero(_ setup: DataParallelSetup, group: Communicator) throws -> ZeroRankResult {
+/// of `group`, moving rounds of `chunkMB` (the lesson's bucket size: several rounds for its model).
+public func runZero(_ setup: DataParallelSetup, group: Communicator, chunkMB: Double = 0.05) throws -> ZeroRankResult {
     precondition(group.size == setup.dp, "group '\(group.name)' has \(group.size) ranks, the setup dp \(setup.dp)")
     let problem = setup.problem
     let model = problem.makeModel(frozen: setup.frozen)
     var loader = try problem.loader(microBatch: setup.microBatch, dpRank: group.rank, dpSize: group.size)
-    let zero = ZeroOptimizer(parameters: model.namedParameters, group: group, hyper: setup.hyper)
+    let zero = ZeroOptimizer(parameters: model.namedParameters, group: group, hyper: setup.hyper, chunkMB: chunkMB)
     var gradients: [String: [Float]] = [:], losses: [Float] = [], norm = 0.0, traffic = CommStats()
     for step in 0 ..< max(1, setup.steps) {
         let (loss, _) = try accumulateGradients(model: model, loader: &loader, accumulation: setup.accumulation,
@@ -94,7 +94,7 @@ extension DataParallelLesson {
         let N = group.size
         let setup = DataParallelSetup(dp: N, accumulation: options.accumulation, microBatch: options.microBatch,
                                       steps: max(1, options.steps))
-        let r = try runZero(setup, group: group)
+        let r = try runZero(setup, group: group, chunkMB: options.bucketMB)
         let model = setup.problem.makeModel()
         let whole = AdamW(parameters: model.parameters, hyper: setup.hyper).stateBytes   // measured: plain AdamW
         let (P, S) = (r.partition.total, r.partition.sliceLength)
@@ -112,7 +112,8 @@ extension DataParallelLesson {
             var traffic = Table(["one step, rank 0", "calls", "payload", "ring traffic"])
             traffic.add(["all-reduce (bucketed, above)", "\(allReduce.calls)", "\(allReduce.bytes) B", "\(allReduce.ringBytes) B"])
             var ring = 0
-            for (name, op) in [("ZeRO-1 reduce-scatter", CommOp.reduceScatter), ("ZeRO-1 all-gather", .allGather)] {
+            for (name, op) in [("ZeRO-1 reduce-scatter, \(options.bucketMB) MB rounds", CommOp.reduceScatter),
+                               ("ZeRO-1 all-gather, \(options.bucketMB) MB rounds", .allGather)] {
                 var e = CommStats.Entry()
                 for (k, x) in r.traffic.entries where k.op == op {
                     (e.calls, e.bytes, e.ringBytes) = (e.calls + x.calls, e.bytes + x.bytes, e.ringBytes + x.ringBytes)

@@ -104,7 +104,7 @@ final class ZeroStepTests: XCTestCase {
         }
     }
 
-    func testTrafficIsOneReduceScatterAndOneAllGather() throws {
+    func testTrafficIsAReduceScatterAndAnAllGatherOfTheSlices() throws {
         let setup = DataParallelSetup(dp: 4, accumulation: 1, microBatch: 1, steps: 1)
         beginTasks()
         let results = try run(setup, task: "Step1.9")
@@ -113,10 +113,10 @@ final class ZeroStepTests: XCTestCase {
         for r in results {
             let t = r.traffic
             func bytes(_ op: CommOp) -> Int { t.entries.filter { $0.key.op == op }.reduce(0) { $0 + $1.value.bytes } }
-            guard expectEqual(bytes(.reduceScatter), 4 * 4 * s, "rank \(r.rank): one reduce-scatter of "
-                              + "the padded flat gradients, 4 B × dp·S"),
-                  expectEqual(bytes(.allGather), 4 * s, "rank \(r.rank): one all-gather of the "
-                              + "rank's slice, 4 B × S")
+            guard expectEqual(bytes(.reduceScatter), 4 * 4 * s, "rank \(r.rank): the reduce-scatters of "
+                              + "the padded flat gradients, 4 B × dp·S in all rounds"),
+                  expectEqual(bytes(.allGather), 4 * s, "rank \(r.rank): the all-gathers of the "
+                              + "rank's slice, 4 B × S in all rounds")
             else { return }
         }
     }

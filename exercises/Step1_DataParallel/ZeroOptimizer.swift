@@ -71,14 +71,18 @@ public final class ZeroOptimizer {
     public let optimizer: AdamW
     /// n_k (0 for a frozen parameter) and o_k of each parameter.
     let sizes: [Int], offsets: [Int]
+    /// C, the columns of the slices each round moves: dp·C floats ≈ `chunkMB` (a bucket's size), so
+    /// no rank ever holds a second copy of the whole gradient or model, only one round's.
+    public let chunk: Int
 
-    public init(parameters: [(String, Tensor)], group: Communicator, hyper: AdamW.Hyperparameters) {
+    public init(parameters: [(String, Tensor)], group: Communicator, hyper: AdamW.Hyperparameters, chunkMB: Double = 25) {
         self.group = group
         self.parameters = parameters
         sizes = parameters.map { $0.1.requiresGrad ? $0.1.count : 0 }
         offsets = sizes.reduce(into: [0]) { $0.append($0.last! + $1) }.dropLast()
         partition = zeroPartition(sizes: sizes, ranks: group.size, rank: group.rank)
         optimizer = AdamW(parameters: parameters.map(\.1), hyper: hyper, ranges: partition.pieces)
+        chunk = max(1, bucketCapacity(megabytes: chunkMB) / group.size)
     }
 
     /// Every parameter k with its flat offset, its size n_k and its piece, frozen ones left out.
@@ -86,33 +90,63 @@ public final class ZeroOptimizer {
         parameters.indices.filter { sizes[$0] > 0 }.map { (parameters[$0].1, offsets[$0], sizes[$0], partition.pieces[$0]) }
     }
 
+    /// The parameters holding flat values `range`: values j of parameter p are flat values at + j.
+    func parts(_ range: Range<Int>) -> [(p: Tensor, j: Range<Int>, at: Int)] {
+        layout.compactMap { p, o, n, _ in
+            let (lo, hi) = (max(range.lowerBound, o), min(range.upperBound, o + n))
+            return lo < hi ? (p, lo - o ..< hi - o, lo - range.lowerBound) : nil
+        }
+    }
+
+    /// Copies flat values `start ..< start + count` of the gradients (or the weights) into
+    /// `buffer[into ..< into + count]`; values past P (the padding) and missing gradients stay zero.
+    func pack(_ buffer: inout [Float], into: Int, flat start: Int, count: Int, gradients: Bool) {
+        for (p, j, at) in parts(start ..< start + count) {
+            guard let source = gradients ? p.grad : p.data else { continue }
+            buffer.replaceSubrange(into + at ..< into + at + j.count, with: source[j])
+        }
+    }
+
+    /// Writes `values` into the weights at flat values `start ..< start + values.count` (below P).
+    func unpackWeights(_ values: ArraySlice<Float>, flat start: Int) {
+        for (p, j, at) in parts(start ..< start + values.count) {
+            let from = values.startIndex + at
+            p.data.replaceSubrange(j, with: values[from ..< from + j.count])
+        }
+    }
+
     /// Replaces every gradient by its average over the group on this rank's slice, and zero
     /// elsewhere (so a norm over all gradients counts each value on its owner only). Task 1.8.
+    ///
+    /// In rounds of C columns: round i reduce-scatters columns i·C ..< (i+1)·C of every slice (the
+    /// flat values r·S + i·C ..< r·S + (i+1)·C for each rank r), so rank r receives its own columns.
     public func reduceScatterGradients() throws {
         let (s, dp, owned) = (partition.sliceLength, group.size, partition.owned)
-        var flat = [Float](repeating: 0, count: s * dp)                     // [dp·S], padded with zeros
-        for (p, o, n, _) in layout {
-            if let g = p.grad { flat.replaceSubrange(o ..< o + n, with: g) }
-            p.grad = nil                                                     // moved: never held twice
-        }
-        // TODO(Step1.8): reduce-scatter `flat` over `group` (sum): this rank receives slice r, S values. Divide
-        // by dp. Then give every parameter a zero gradient and copy the slice's values into its
-        // piece: value j of parameter k is flat value o_k + j, which is mine[o_k + j − owned.lo].
+        var mine = [Float](repeating: 0, count: s)                           // [S], this rank's slice
+        // TODO(Step1.8): For each round: pack columns `column ..< column + width` of every slice into `send`
+        // (row r from flat value r·S + column, with `pack(…, gradients: true)`), reduce-scatter it
+        // over `group` (sum): this rank receives its row, `width` values; store them divided by dp
+        // in `mine` at `column`. After the rounds, overwrite every gradient: value j of parameter k
+        // is flat value o_k + j, so mine[o_k + j − owned.lo] on its piece, and 0 off it.
         Todo.reached("Step1.8", "ZeroOptimizer.reduceScatterGradients (the average of this rank's slice)",
                      lesson: "Lessons/01-data-parallel.md#task-18")
-        for (p, o, n, _) in layout { p.grad = Array(flat[o ..< o + n]) }
+        _ = (dp, owned, mine)
     }
 
     /// After `optimizer.step`: every rank sends its updated slice and receives everyone's, so the
-    /// replicas hold the same whole model again. Task 1.9.
+    /// replicas hold the same whole model again. Task 1.9. In rounds of C columns, as the reduce-scatter.
     public func allGatherParameters() throws {
-        let (s, owned) = (partition.sliceLength, partition.owned)
-        // TODO(Step1.9): Pack this rank's pieces of the weights (`p.data`) into its slice, S values (zeros after
-        // P: padding), all-gather it over `group`, and copy flat values o_k ..< o_k + n_k of the
-        // result back into each parameter's weights.
-        Todo.reached("Step1.9", "ZeroOptimizer.allGatherParameters (every rank gets every updated slice)",
-                     lesson: "Lessons/01-data-parallel.md#task-19")
-        _ = (s, owned)
+        let (s, dp, owned) = (partition.sliceLength, group.size, partition.owned)
+        for column in stride(from: 0, to: s, by: chunk) {
+            let width = min(chunk, s - column)
+            // TODO(Step1.9): Pack columns `column ..< column + width` of this rank's slice of the weights (flat values
+            // owned.lo + column ..., zeros past P: every rank sends `width` values) with
+            // `pack(…, gradients: false)`, all-gather them over `group`, and write row r of the result
+            // (slice r's columns, flat values r·S + column ...) into the weights with `unpackWeights`.
+            Todo.reached("Step1.9", "ZeroOptimizer.allGatherParameters (every rank gets every updated slice)",
+                         lesson: "Lessons/01-data-parallel.md#task-19")
+            _ = (dp, owned, width)
+        }
     }
 
     /// The sliced AdamW step, then the all-gather.

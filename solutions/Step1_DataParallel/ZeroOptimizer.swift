@@ -80,14 +80,18 @@ public final class ZeroOptimizer {
     public let optimizer: AdamW
     /// n_k (0 for a frozen parameter) and o_k of each parameter.
     let sizes: [Int], offsets: [Int]
+    /// C, the columns of the slices each round moves: dp·C floats ≈ `chunkMB` (a bucket's size), so
+    /// no rank ever holds a second copy of the whole gradient or model, only one round's.
+    public let chunk: Int
 
-    public init(parameters: [(String, Tensor)], group: Communicator, hyper: AdamW.Hyperparameters) {
+    public init(parameters: [(String, Tensor)], group: Communicator, hyper: AdamW.Hyperparameters, chunkMB: Double = 25) {
         self.group = group
         self.parameters = parameters
         sizes = parameters.map { $0.1.requiresGrad ? $0.1.count : 0 }
         offsets = sizes.reduce(into: [0]) { $0.append($0.last! + $1) }.dropLast()
         partition = zeroPartition(sizes: sizes, ranks: group.size, rank: group.rank)
         optimizer = AdamW(parameters: parameters.map(\.1), hyper: hyper, ranges: partition.pieces)
+        chunk = max(1, bucketCapacity(megabytes: chunkMB) / group.size)
     }
 
     /// Every parameter k with its flat offset, its size n_k and its piece, frozen ones left out.
@@ -95,49 +99,81 @@ public final class ZeroOptimizer {
         parameters.indices.filter { sizes[$0] > 0 }.map { (parameters[$0].1, offsets[$0], sizes[$0], partition.pieces[$0]) }
     }
 
+    /// The parameters holding flat values `range`: values j of parameter p are flat values at + j.
+    func parts(_ range: Range<Int>) -> [(p: Tensor, j: Range<Int>, at: Int)] {
+        layout.compactMap { p, o, n, _ in
+            let (lo, hi) = (max(range.lowerBound, o), min(range.upperBound, o + n))
+            return lo < hi ? (p, lo - o ..< hi - o, lo - range.lowerBound) : nil
+        }
+    }
+
+    /// Copies flat values `start ..< start + count` of the gradients (or the weights) into
+    /// `buffer[into ..< into + count]`; values past P (the padding) and missing gradients stay zero.
+    func pack(_ buffer: inout [Float], into: Int, flat start: Int, count: Int, gradients: Bool) {
+        for (p, j, at) in parts(start ..< start + count) {
+            guard let source = gradients ? p.grad : p.data else { continue }
+            buffer.replaceSubrange(into + at ..< into + at + j.count, with: source[j])
+        }
+    }
+
+    /// Writes `values` into the weights at flat values `start ..< start + values.count` (below P).
+    func unpackWeights(_ values: ArraySlice<Float>, flat start: Int) {
+        for (p, j, at) in parts(start ..< start + values.count) {
+            let from = values.startIndex + at
+            p.data.replaceSubrange(j, with: values[from ..< from + j.count])
+        }
+    }
+
     /// Replaces every gradient by its average over the group on this rank's slice, and zero
     /// elsewhere (so a norm over all gradients counts each value on its owner only). Task 1.8.
+    ///
+    /// In rounds of C columns: round i reduce-scatters columns i·C ..< (i+1)·C of every slice (the
+    /// flat values r·S + i·C ..< r·S + (i+1)·C for each rank r), so rank r receives its own columns.
     public func reduceScatterGradients() throws {
         let (s, dp, owned) = (partition.sliceLength, group.size, partition.owned)
-        var flat = [Float](repeating: 0, count: s * dp)                     // [dp·S], padded with zeros
-        for (p, o, n, _) in layout {
-            if let g = p.grad { flat.replaceSubrange(o ..< o + n, with: g) }
-            p.grad = nil                                                     // moved: never held twice
-        }
+        var mine = [Float](repeating: 0, count: s)                           // [S], this rank's slice
         // TASK(Step1.8) ZeroOptimizer.reduceScatterGradients (the average of this rank's slice) @ Lessons/01-data-parallel.md#task-18
-        // > reduce-scatter `flat` over `group` (sum): this rank receives slice r, S values. Divide
-        // > by dp. Then give every parameter a zero gradient and copy the slice's values into its
-        // > piece: value j of parameter k is flat value o_k + j, which is mine[o_k + j − owned.lo].
-        var mine = try group.reduceScatter(flat, op: .sum)                   // [S], Σ over ranks of slice r
-        flat = []
-        let scale = 1 / Float(dp)
-        for j in mine.indices { mine[j] *= scale }
+        // > For each round: pack columns `column ..< column + width` of every slice into `send`
+        // > (row r from flat value r·S + column, with `pack(…, gradients: true)`), reduce-scatter it
+        // > over `group` (sum): this rank receives its row, `width` values; store them divided by dp
+        // > in `mine` at `column`. After the rounds, overwrite every gradient: value j of parameter k
+        // > is flat value o_k + j, so mine[o_k + j − owned.lo] on its piece, and 0 off it.
+        for column in stride(from: 0, to: s, by: chunk) {
+            let width = min(chunk, s - column)
+            var send = [Float](repeating: 0, count: dp * width)              // [dp, width], row r: slice r's
+            for r in 0 ..< dp { pack(&send, into: r * width, flat: r * s + column, count: width, gradients: true) }
+            let got = try group.reduceScatter(send, op: .sum)               // [width], Σ over ranks
+            let scale = 1 / Float(dp)
+            for j in 0 ..< width { mine[column + j] = got[j] * scale }
+        }
         for (p, o, n, piece) in layout {
-            var g = [Float](repeating: 0, count: n)                          // [n_k], zero off the slice
-            for j in piece { g[j] = mine[o + j - owned.lowerBound] }
+            var g = p.grad ?? [Float](repeating: 0, count: n)               // [n_k], rewritten in place
+            p.grad = nil
+            for j in 0 ..< n { g[j] = piece.contains(j) ? mine[o + j - owned.lowerBound] : 0 }
             p.grad = g
         }
-        // STAND-IN: for (p, o, n, _) in layout { p.grad = Array(flat[o ..< o + n]) }
+        // STAND-IN: _ = (dp, owned, mine)
         // END TASK(Step1.8)
     }
 
     /// After `optimizer.step`: every rank sends its updated slice and receives everyone's, so the
-    /// replicas hold the same whole model again. Task 1.9.
+    /// replicas hold the same whole model again. Task 1.9. In rounds of C columns, as the reduce-scatter.
     public func allGatherParameters() throws {
-        let (s, owned) = (partition.sliceLength, partition.owned)
-        // TASK(Step1.9) ZeroOptimizer.allGatherParameters (every rank gets every updated slice) @ Lessons/01-data-parallel.md#task-19
-        // > Pack this rank's pieces of the weights (`p.data`) into its slice, S values (zeros after
-        // > P: padding), all-gather it over `group`, and copy flat values o_k ..< o_k + n_k of the
-        // > result back into each parameter's weights.
-        var mine = [Float](repeating: 0, count: s)                           // [S]
-        for (p, o, _, piece) in layout {
-            let w = p.data                                                   // [n_k]
-            for j in piece { mine[o + j - owned.lowerBound] = w[j] }
+        let (s, dp, owned) = (partition.sliceLength, group.size, partition.owned)
+        for column in stride(from: 0, to: s, by: chunk) {
+            let width = min(chunk, s - column)
+            // TASK(Step1.9) ZeroOptimizer.allGatherParameters (every rank gets every updated slice) @ Lessons/01-data-parallel.md#task-19
+            // > Pack columns `column ..< column + width` of this rank's slice of the weights (flat values
+            // > owned.lo + column ..., zeros past P: every rank sends `width` values) with
+            // > `pack(…, gradients: false)`, all-gather them over `group`, and write row r of the result
+            // > (slice r's columns, flat values r·S + column ...) into the weights with `unpackWeights`.
+            var part = [Float](repeating: 0, count: width)                   // [width]
+            pack(&part, into: 0, flat: owned.lowerBound + column, count: width, gradients: false)
+            let all = try group.allGather(part)                              // [dp, width], row r: slice r's
+            for r in 0 ..< dp { unpackWeights(all[r * width ..< (r + 1) * width], flat: r * s + column) }
+            // STAND-IN: _ = (dp, owned, width)
+            // END TASK(Step1.9)
         }
-        let all = try group.allGather(mine)                                  // [dp·S], slice r at r·S
-        for (p, o, n, _) in layout { p.data = Array(all[o ..< o + n]) }
-        // STAND-IN: _ = (s, owned)
-        // END TASK(Step1.9)
     }
 
     /// The sliced AdamW step, then the all-gather.
