@@ -79,6 +79,7 @@ struct Train: ParsableCommand {
         guard sample >= 0 else { throw ValidationError("--sample \(sample) must be ≥ 0") }
         if let problem = bucketSizeProblem(megabytes: bucketMb) { throw ValidationError(problem) }
         try cfg.validate()
+        if zero != nil { notes += cfg.notes.filter { $0.hasPrefix("note: distributed.zero_stage") && !notes.contains($0) } }
         if Launcher.isFirstProcess { for note in notes { print(note) } }
         let modelConfig = try cfg.resolvedModelConfig()
         try Self.checkPipeline(cfg, layers: modelConfig.numHiddenLayers)

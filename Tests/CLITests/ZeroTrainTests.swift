@@ -1,7 +1,8 @@
 // `picotron train --zero 1` as a user runs it: ZeRO-1 over dp, and mixed with tensor, pipeline and
 // context parallelism, prints the single-process losses; a ZeRO-1 checkpoint (whole moments,
 // assembled from the slices) resumes without ZeRO, and a plain one under ZeRO-1, with the losses of
-// the uninterrupted run; stages other than 0 and 1 are refused before anything runs.
+// the uninterrupted run; stages other than 0 and 1 are refused before anything runs, and ZeRO-1 on
+// one rank says it changes nothing.
 
 import Foundation
 import XCTest
@@ -34,7 +35,11 @@ final class ZeroTrainTests: TrainRunTestCase {
                    "dp 2 × tp 2 with ZeRO-1 resumed from a ZeRO-1 checkpoint")
     }
 
-    func testZeroStagesBeyondOneAreRefused() throws {
+    func testZeroStagesBeyondOneAreRefusedAndOneRankIsNoted() throws {
         try assertRefused([(["--dp", "2", "--zero", "2"], "distributed.zero_stage is 2, but it must be 0 (no ZeRO) or 1")])
+        let r = try Picotron.run(["train", "--steps", "1", "--mbs", "2", "--seq-len", "32", "--sample", "0", "--zero", "1",
+                                  "--out-dir", tmp.appendingPathComponent("one").path])
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("note: distributed.zero_stage 1: dp_size × cp_size is 1"), r.output)
     }
 }
