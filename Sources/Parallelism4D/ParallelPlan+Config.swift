@@ -21,6 +21,7 @@ extension ParallelPlan {
                                   attention: ContextAttention(rawValue: d.cpAttention) ?? .ring,
                                   sequenceLength: options.sequenceLength)
         return try make(grid: grid, modelConfig: modelConfig, seed: UInt64(options.seed), bucketMB: bucketMB,
-                        pipeline: pipeline, context: context, sequenceParallel: d.sequenceParallel)
+                        pipeline: pipeline, context: context, sequenceParallel: d.sequenceParallel,
+                        zeroStage: d.zeroStage)
     }
 }

@@ -24,9 +24,10 @@ public struct ParallelPlan {
 
     /// `sequenceParallel` splits the activations between the tensor-parallel blocks along the sequence
     /// (lesson 2, Tasks 2.9–2.11); it is ignored when tp is 1 (the config's note says so).
+    /// `zeroStage` 1 slices AdamW's moments over the cp+dp group (ZeRO-1, lesson 1); 0 does not.
     public static func make(grid: ProcessGrid, modelConfig: LlamaConfig, seed: UInt64, bucketMB: Double,
                      pipeline: PipelinePlan, context: ContextPlan = ContextPlan(),
-                     sequenceParallel: Bool = false) throws -> ParallelPlan {
+                     sequenceParallel: Bool = false, zeroStage: Int = 0) throws -> ParallelPlan {
         var hooks = ParallelHooks()
         hooks.isMainRank = grid.worldRank == 0
         hooks.worldSize = grid.worldSize
@@ -68,10 +69,12 @@ public struct ParallelPlan {
         // With context parallelism over the cp+dp group (every cp rank saw other tokens of the same
         // sequences), as in picotron, but also when dp is 1 (picotron forgets that case).
         // With pipeline parallelism it averages only the stage's parameters, and the schedule runs it.
+        // With ZeRO-1 the gradients are reduce-scattered after the step's backwards instead (below).
         let averaging = grid.cpSize > 1 ? grid.cpDPGroup : grid.dpGroup
+        let zero = zeroStage == 1 && averaging.size > 1
         func synchronizer(_ parameters: [(String, Tensor)]) -> GradientSynchronizer? {
             var sync: GradientSynchronizer?
-            if averaging.size > 1 {
+            if averaging.size > 1 && !zero {
                 sync = BucketedDataParallel(parameters: parameters, group: averaging, bucketMB: bucketMB, movesGradients: true)
             }
             if let cp { sync = CommunicationErrors(check: cp.check, then: sync) }
@@ -92,6 +95,7 @@ public struct ParallelPlan {
         } else {
             hooks.synchronizer = synchronizer(model.namedParameters)
         }
+        if zero { ParallelPlan.zero(over: averaging, hooks: &hooks) }
 
         let fullModel: () throws -> LlamaForCausalLM = {
             guard grid.tpSize > 1 || grid.ppSize > 1 else { return model }

@@ -141,13 +141,14 @@ public enum DataParallelLesson {
             out(title + table.render(indent: 2) + "\n  parameters after \(options.steps) steps: max |Δ| = "
                 + "\(LessonOutput.diff(summary[0])) over ranks " + verdict)
         }
+        failures += try zeroReport(group: group, options: options, allReduce: results.last!.traffic.total(), out: out)
         for task in Todo.pending("Step1.") { out("TODO: \(task)") }   // the exercise track: what is unfinished
         guard failures == 0 else {
             out("\nFAIL: \(failures) check(s) differ from the single-process run "
                 + (details ? "(details on stderr)" : "(finish the TODOs above first)"))
             throw Failed(description: "\(failures) data-parallel check(s) failed")
         }
-        out("\nPASS: gradients, losses and parameters equal the single-process run")
+        out("\nPASS: gradients, losses and parameters equal the single-process run, with and without ZeRO-1")
     }
 
     /// Measured traffic of one step's synchronisation beside the ring all-reduce formula.

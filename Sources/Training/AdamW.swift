@@ -35,15 +35,24 @@ public final class AdamW {
     }
 
     public let parameters: [Tensor]
+    /// The values of each parameter this optimizer updates and keeps moments for: all of them, or
+    /// with ZeRO-1 (lesson 1) this rank's slice. `state[i]` holds `ranges[i].count` values.
+    public let ranges: [Range<Int>]
     public var hyper: Hyperparameters
     public private(set) var state: [State]
 
-    public init(parameters: [Tensor], hyper: Hyperparameters) {
+    /// - Parameter ranges: the part of each parameter to update (nil: all of each).
+    public init(parameters: [Tensor], hyper: Hyperparameters, ranges: [Range<Int>]? = nil) {
+        precondition(ranges == nil || ranges!.count == parameters.count, "one range per parameter")
         self.parameters = parameters
+        self.ranges = ranges ?? parameters.map { 0 ..< $0.count }
         self.hyper = hyper
-        state = parameters.map { State(expAvg: [Float](repeating: 0, count: $0.count),
-                                       expAvgSq: [Float](repeating: 0, count: $0.count)) }
+        state = self.ranges.map { State(expAvg: [Float](repeating: 0, count: $0.count),
+                                        expAvgSq: [Float](repeating: 0, count: $0.count)) }
     }
+
+    /// Bytes of moments this optimizer holds (8 per value it updates).
+    public var stateBytes: Int { 4 * state.reduce(0) { $0 + $1.expAvg.count + $1.expAvgSq.count } }
 
     /// One update with each parameter's current gradient. Parameters without a gradient
     /// (frozen, or unused this step) are skipped, as torch skips `p.grad is None`.
@@ -60,14 +69,16 @@ public final class AdamW {
             let decay = Float(1 - lr * hyper.weightDecay)
             let (w1, w2, eps) = (Float(1 - b1), Float(b2), Float(hyper.eps))
             let w3 = Float(1 - b2)
-            let n = p.count
+            let (lo, n) = (ranges[i].lowerBound, ranges[i].count)
             // Move the moments out of the state array while we write them (no copy, and no
             // overlapping access to `state`), then put them back.
             var m = state[i].expAvg, v = state[i].expAvgSq
             state[i].expAvg = []
             state[i].expAvgSq = []
-            grad.withUnsafeBufferPointer { g in m.withUnsafeMutableBufferPointer { m in
-                v.withUnsafeMutableBufferPointer { v in p.data.withUnsafeMutableBufferPointer { w in
+            grad.withUnsafeBufferPointer { whole in m.withUnsafeMutableBufferPointer { m in
+                v.withUnsafeMutableBufferPointer { v in p.data.withUnsafeMutableBufferPointer { weights in
+                    // This optimizer's part of the gradient and the weights: values lo ..< lo + n.
+                    let (g, w) = (UnsafeBufferPointer(rebasing: whole[lo...]), UnsafeMutableBufferPointer(rebasing: weights[lo...]))
                     parallelRanges(n) { range in for j in range {
                         w[j] *= decay
                         m[j] += w1 * (g[j] - m[j])
@@ -84,16 +95,24 @@ public final class AdamW {
     /// Clears every parameter's gradient.
     public func zeroGrad() { for p in parameters { p.zeroGrad() } }
 
-    /// Replaces the state (resuming from a checkpoint); counts must match the parameters.
+    /// Replaces the state (resuming from a checkpoint); counts must match the parameters. A whole
+    /// parameter's state given to an optimizer of a part of it (ZeRO-1) keeps that part.
     public func restore(_ newState: [State]) throws {
         guard newState.count == parameters.count else {
             throw TrainingError.checkpoint("optimizer state has \(newState.count) tensors, the model \(parameters.count)")
         }
-        for (s, p) in zip(newState, parameters) where s.expAvg.count != p.count || s.expAvgSq.count != p.count {
-            throw TrainingError.checkpoint("optimizer state for \(p.name) has \(s.expAvg.count) values, "
-                                           + "the parameter \(p.count): the checkpoint is from a different model")
+        var kept = newState
+        for (i, (s, p)) in zip(newState, parameters).enumerated() {
+            let fits = [p.count, ranges[i].count].contains(s.expAvg.count) && s.expAvgSq.count == s.expAvg.count
+            guard fits else {
+                throw TrainingError.checkpoint("optimizer state for \(p.name) has \(s.expAvg.count) values, "
+                                               + "the parameter \(p.count): the checkpoint is from a different model")
+            }
+            if s.expAvg.count != ranges[i].count {
+                kept[i] = State(step: s.step, expAvg: Array(s.expAvg[ranges[i]]), expAvgSq: Array(s.expAvgSq[ranges[i]]))
+            }
         }
-        state = newState
+        state = kept
     }
 }
 

@@ -12,7 +12,7 @@
 //   P             = (VC·(number of V·C matrices) + L·(2·C·qd + 2·C·kvd + 3·C·I)) / tp + L·2C (+ C, last stage)
 //                   (every matrix is cut over tp, RMSNorm weights are replicated; one process holds the
 //                   embedding and, untied, lm_head: 2 matrices; tied, 1)
-//   weights       = 4·P;   gradients = 4·P;   optimizer (AdamW's m and v) = 8·P
+//   weights       = 4·P;   gradients = 4·P;   optimizer (AdamW's m and v) = 8·P, or 8·P/(dp·cp) with ZeRO-1
 //   activations   = 4·N·(L·(6C/s + 3·(qd + kvd + I)/tp) + C/s (first stage) + C/s + 3V/tp (last stage)) + 16·N
 //                   (s = tp with sequence parallelism, 1 without)
 //                   (what autograd keeps per token and layer until the backward: the two norms' outputs,
@@ -25,7 +25,7 @@
 //                   Sequence parallelism splits the 6C between the blocks and the ends' C over tp.)
 //   communication = one bucket, min(4·P, 25 MiB), when dp·cp > 1: the gradients move into the data-parallel
 //                   buckets and back (they are never held twice), so a bucket is extra only while it is
-//                   copied back
+//                   copied back; with ZeRO-1 instead the all-gather's 4·P, received while the weights are held
 //
 // Not counted: the process itself (runtime, OpenBLAS's buffers, 100–200 MB), a memory-mapped token file,
 // and what a checkpoint save assembles for a moment (one whole parameter at a time, on the ranks that
@@ -55,9 +55,10 @@ public struct MemoryEstimate: Sendable, Equatable {
     ///   - virtualStages: chunks per stage of the interleaved schedule (its stage's layers).
     ///   - heldMicroBatches: how many micro-batches' activations the stage keeps at once (1 without a
     ///     pipeline; AFAB all of the step's, 1F1B up to pp − stage; see `heldMicroBatches(…)`).
+    ///   - zeroStage: 1 slices AdamW's moments over the dp · cp ranks (ZeRO-1).
     public init(model c: LlamaConfig, microBatchSize: Int, sequenceLength: Int, tp: Int = 1, dp: Int = 1, cp: Int = 1,
                 pp: Int = 1, stage: Int? = nil, virtualStages: Int = 1, heldMicroBatches: Double = 1,
-                sequenceParallel: Bool = false) {
+                sequenceParallel: Bool = false, zeroStage: Int = 0) {
         let (tp, C) = (Double(max(1, tp)), Double(c.hiddenSize))
         let pp = max(1, pp)
         let (first, last) = stage.map { ($0 == 0, $0 == pp - 1) } ?? (true, pp == 1)
@@ -75,9 +76,10 @@ public struct MemoryEstimate: Sendable, Equatable {
         parametersPerRank = p
         weights = 4 * p
         gradients = 4 * p
-        optimizer = 8 * p
+        let zero = zeroStage == 1 && dp * cp > 1
+        optimizer = zero ? 8 * p / Double(dp * cp) : 8 * p
         activations = heldMicroBatches * (4 * n * (L * (6 * C / sp + 3 * (qd + kvd + I) / tp) + ends) + 16 * n)
-        communication = dp * cp > 1 ? min(4 * p, Self.bucketBytes) : 0
+        communication = zero ? 4 * p : dp * cp > 1 ? min(4 * p, Self.bucketBytes) : 0
     }
 
     /// The data-parallel bucket (25 MiB, torch DDP's and picotron's default).
@@ -98,7 +100,7 @@ public struct MemoryEstimate: Sendable, Equatable {
                            tp: d.tpSize, dp: d.dpSize, cp: d.cpSize, pp: d.ppSize, stage: s, virtualStages: v,
                            heldMicroBatches: heldMicroBatches(engine: d.ppEngine, pp: d.ppSize, microBatches: a,
                                                               virtualStages: d.ppVirtualStages, stage: s),
-                           sequenceParallel: d.sequenceParallel)
+                           sequenceParallel: d.sequenceParallel, zeroStage: d.zeroStage)
         }
     }
 

@@ -76,6 +76,12 @@ public struct ParallelHooks {
     public var anyRank: (Bool) throws -> Bool = { $0 }
     /// Called on every rank after each step with its number (a benchmark reads its counters here).
     public var afterStep: ((_ step: Int) -> Void)?
+    /// ZeRO-1 (lesson 1): the optimizer of `parameters` (AdamW over this rank's slice of them; nil:
+    /// AdamW over all of them); what runs after the step's backwards, before the norm (the
+    /// gradients' reduce-scatter); and what runs after the update (the parameters' all-gather).
+    public var makeOptimizer: ((_ parameters: [(String, Tensor)], _ hyper: AdamW.Hyperparameters) -> AdamW)?
+    public var afterBackward: (() throws -> Void)?
+    public var afterOptimizerStep: (() throws -> Void)?
 
     public init() {}
 }
@@ -104,7 +110,7 @@ public final class Trainer {
         self.options = o
         self.parallel = parallel
         parameters = parallel.parameters ?? model.namedParameters
-        optimizer = AdamW(parameters: parameters.map(\.1), hyper: o.hyper)
+        optimizer = parallel.makeOptimizer?(parameters, o.hyper) ?? AdamW(parameters: parameters.map(\.1), hyper: o.hyper)
         let schedule = LearningRateSchedule(peak: o.hyper.lr, minimum: o.minLearningRate,
                                             warmupSteps: o.warmupSteps, totalSteps: o.steps)
         var loaderState: LoaderState?
@@ -186,6 +192,7 @@ public final class Trainer {
             try parallel.synchronizer?.finishStep()
             localLoss = lossSum / Float(a)
         }
+        try parallel.afterBackward?()   // ZeRO-1: after a pipeline's tied-embedding sum, before the norm
         let weights = parameters.map(\.1)
         let norm = GradientClipping.clip(weights, maxNorm: options.maxGradNorm,
                                          globalSquaredNorm: try parallel.globalSquaredNorm(weights))
@@ -199,6 +206,7 @@ public final class Trainer {
                                          + (lastSavedStep.map { ", and resume from the checkpoint of step \($0)" } ?? ""))
         }
         optimizer.step(lr: lr)
+        try parallel.afterOptimizerStep?()
         optimizer.zeroGrad()
         state.step += 1
         state.tokensSeen += tokensPerStep
@@ -312,6 +320,15 @@ public final class Trainer {
         return all
     }
 
+    /// Hands every part of whole parameters to `write`, in model order (a model that is not cut).
+    public static func writeWhole(_ local: CheckpointContents, _ write: CheckpointSink) throws {
+        for (p, s) in zip(local.parameters, local.optimizer) {
+            for (part, values) in [(CheckpointPart.weights, p.values), (.expAvg, s.expAvg), (.expAvgSq, s.expAvgSq)] {
+                try write(p.name, part, values, s.step)
+            }
+        }
+    }
+
     /// Writes a checkpoint of the current state. Every rank calls it; the main rank writes, one
     /// parameter part at a time as the ranks assemble it (see Checkpoint+Stream.swift).
     public func save(to dir: URL) throws {
@@ -329,15 +346,7 @@ public final class Trainer {
             guard failure == nil, let writer else { return }
             do { try writer.write(name, part, values, step: step) } catch { failure = error }
         }
-        if let gather = parallel.gatherCheckpoint {
-            try gather(local, write)
-        } else {
-            for (p, s) in zip(local.parameters, local.optimizer) {
-                for (part, values) in [(CheckpointPart.weights, p.values), (.expAvg, s.expAvg), (.expAvgSq, s.expAvgSq)] {
-                    try write(p.name, part, values, s.step)
-                }
-            }
-        }
+        try (parallel.gatherCheckpoint ?? Self.writeWhole)(local, write)
         guard parallel.isMainRank else { lastSavedStep = state.step; return }
         if let failure { throw failure }
         try writer?.finish(trainer: state)

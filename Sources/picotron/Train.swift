@@ -46,6 +46,8 @@ struct Train: ParsableCommand {
     var ppVirtualStages: Int?
     @Flag(help: "Split the activations between the tensor-parallel blocks along the sequence (distributed.sequence_parallel; needs --tp > 1).")
     var sequenceParallel = false
+    @Option(parsing: .unconditional, help: "ZeRO stage, 0 or 1: 1 slices AdamW's moments over the dp·cp ranks (distributed.zero_stage).")
+    var zero: Int?
     @Option(parsing: .unconditional, help: "Data-parallel all-reduce bucket size in MB (PyTorch DDP's default is 25).") var bucketMb: Double = 25
     @Option(parsing: .unconditional, help: "In-process ranks to start (default: dp × pp × cp × tp); ignored under mpirun.") var ranks: Int?
 
@@ -75,6 +77,7 @@ struct Train: ParsableCommand {
         if sequenceParallel && cfg.distributed.tpSize == 1 {   // a config file's key earns the same note when loaded
             notes.append("note: --sequence-parallel ignored: it splits the sequence between tensor-parallel ranks, and tp_size is 1")
         }
+        if let zero { cfg.distributed.zeroStage = zero }
         if let logEvery { cfg.logging.logFrequency = logEvery }
         if let text { cfg.dataset.textFile = text; cfg.dataset.tokenFile = nil }
         if let tokenFile { cfg.dataset.tokenFile = tokenFile; cfg.dataset.textFile = nil }
@@ -82,6 +85,7 @@ struct Train: ParsableCommand {
         guard sample >= 0 else { throw ValidationError("--sample \(sample) must be ≥ 0") }
         if let problem = bucketSizeProblem(megabytes: bucketMb) { throw ValidationError(problem) }
         try cfg.validate()
+        if zero != nil { notes += cfg.notes.filter { $0.hasPrefix("note: distributed.zero_stage") && !notes.contains($0) } }
         if Launcher.isFirstProcess { for note in notes { print(note) } }
         let modelConfig = try cfg.resolvedModelConfig()
         try Self.checkPipeline(cfg, layers: modelConfig.numHiddenLayers)

@@ -36,6 +36,18 @@ final class MemoryEstimateTests: XCTestCase {
                        "no buckets without data parallelism")
     }
 
+    /// ZeRO-1 slices AdamW's moments over the dp · cp ranks: 8P/(dp·cp); the all-gather receives 4P.
+    func testZeroOneDividesTheOptimizerByTheAveragingRanks() {
+        let plain = MemoryEstimate(model: micro, microBatchSize: 4, sequenceLength: 64, dp: 2, cp: 2)
+        let zero = MemoryEstimate(model: micro, microBatchSize: 4, sequenceLength: 64, dp: 2, cp: 2, zeroStage: 1)
+        let p = plain.parametersPerRank
+        XCTAssertEqual(plain.optimizer, 8 * p)
+        XCTAssertEqual(zero.optimizer, 8 * p / 4, "8P/(dp·cp)")
+        XCTAssertEqual(zero.communication, 4 * p, "the all-gathered parameters")
+        XCTAssertEqual(MemoryEstimate(model: micro, microBatchSize: 4, sequenceLength: 64, zeroStage: 1).optimizer, 8 * p,
+                       "one rank: nothing to slice over")
+    }
+
     /// pp 2: the busiest stage holds layers 0–1 and one V·C matrix (the embedding; the head is the
     /// other stage's), and its activations are those of the micro-batches its schedule keeps.
     func testAPipelineStageHoldsItsLayersAndItsScheduleSActivations() {

@@ -19,6 +19,8 @@ extension PicotronConfig {
         public var sequenceParallel = false
         public var backend = "gloo"
         public var useCPU = true
+        /// ZeRO stage: 0 none, 1 AdamW's moments sliced over the cp+dp group (lesson 1).
+        public var zeroStage = 0
 
         public init() {}
         public static let name = "distributed"
@@ -52,6 +54,13 @@ extension PicotronConfig {
                   note: { on, d in
                       on && d.tpSize == 1 ? ConfigNote("ignored: it splits the sequence between tensor-parallel "
                                                        + "ranks, and tp_size is 1") : nil
+                  }),
+            .init("zero_stage", \.zeroStage, "ZeRO stage: 0 (none) or 1 (each data-parallel rank keeps AdamW's moments "
+                  + "for 1/(dp·cp) of the parameters: gradients reduce-scattered, parameters all-gathered; lesson 1).",
+                  extension: true,
+                  note: { stage, d in
+                      stage == 1 && d.dpSize * d.cpSize == 1
+                          ? ConfigNote("dp_size × cp_size is 1: there is nothing to slice over, so AdamW runs whole") : nil
                   }),
         ]
 

@@ -31,6 +31,8 @@ extension PicotronConfig {
             atLeast("distributed.\(key)", value, 1, "1 means no parallelism along that dimension")
         }
         oneOf("distributed.pp_engine", d.ppEngine, Distributed.ppEngines)
+        check([0, 1].contains(d.zeroStage), "distributed.zero_stage is \(d.zeroStage), but it must be 0 (no ZeRO) or 1 "
+              + "(AdamW's moments sliced over the data-parallel ranks); stages 2 and 3 are not implemented")
         oneOf("distributed.cp_layout", d.cpLayout, Distributed.cpLayouts)
         oneOf("distributed.cp_attention", d.cpAttention, Distributed.cpAttentions)
 
