@@ -34,6 +34,6 @@ final class ConfigKeyTests: XCTestCase {
         for line in PicotronConfig.keyReference {
             XCTAssertFalse(line.hasSuffix(": "), "no help: \(line)")
         }
-        XCTAssertEqual(PicotronConfig.keyReference.count, 57)   // picotron's keys and our extensions
+        XCTAssertEqual(PicotronConfig.keyReference.count, 58)   // picotron's keys and our extensions (sequence_parallel, zero_stage among them)
     }
 }
