@@ -5,7 +5,7 @@
 # zigzag ring attention) and cp 2 × dp 2; three 3D grids on 8 processes (dp 2 × pp 2 × tp 2 with 1f1b, cp 2 × pp 2
 # × tp 2, cp 2 × dp 2 × tp 2 with the contiguous layout) and dp 2 × tp 2 over TCP alone (`--mca btl tcp,self`: what
 # two machines without shared memory use); sequence parallelism with tp 2 and in dp 2 × pp 2 × tp 2;
-# ZeRO-1 (dp 2, and dp 2 × pp 2 × tp 2 on 8 processes); a checkpoint of 8 processes resumed in one. scripts/grid-matrix.sh
+# ZeRO-1 (dp 2, dp 2 × pp 2 × tp 2 on 8 processes, and with sequence parallelism); a checkpoint of 8 processes resumed in one. scripts/grid-matrix.sh
 # runs every grid.
 # Usage: scripts/ci-train-mpi.sh BUILD_DIR   (the folder holding the built picotron)
 set -euo pipefail
@@ -51,6 +51,7 @@ check tpsp 2 --tp 2 --sequence-parallel --mbs 8
 check dppptpsp 8 --dp 2 --pp 2 --tp 2 --sequence-parallel --mbs 2 --grad-acc 2
 check zero 2 --dp 2 --zero 1 --mbs 4
 check zerodppptp 8 --dp 2 --pp 2 --tp 2 --zero 1 --mbs 2 --grad-acc 2
+check zerosp 4 --dp 2 --tp 2 --zero 1 --sequence-parallel --mbs 4
 mpi_flags=(--mca btl tcp,self)
 check dptptcp 4 --dp 2 --tp 2 --mbs 4
 mpi_flags=()

@@ -11,7 +11,9 @@ final class ZeroTrainTests: TrainRunTestCase {
     func testZeroOneOnEveryGridPrintsTheSingleProcessLosses() throws {
         let single = try run("single", [])
         for (name, grid) in [("dp", ["--dp", "2", "--mbs", "2"]), ("dptp", ["--dp", "2", "--tp", "2", "--mbs", "2"]),
-                             ("dppp", ["--dp", "2", "--pp", "2", "--mbs", "2"]), ("cp", ["--cp", "2"])] {
+                             ("dppp", ["--dp", "2", "--pp", "2", "--mbs", "2"]), ("cp", ["--cp", "2"]),
+                             // with lesson 2's memory half too: ZeRO-1 and sequence parallelism together
+                             ("dptpsp", ["--dp", "2", "--tp", "2", "--sequence-parallel", "--mbs", "2"])] {
             assertSame(try run("zero-\(name)", grid + ["--zero", "1"]), single, "\(grid.joined(separator: " ")) --zero 1")
         }
     }
