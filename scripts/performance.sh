@@ -4,7 +4,8 @@
 # together compare). Prints the table docs/performance.md shows and writes docs/performance.svg.
 #
 # Workload: the `tiny` preset, micro-batch 4, grad-acc 2, seq 256, float32 (picotron's own
-# measurement setting). Ours: `picotron bench` on each grid (in-process ranks; the 8-rank grid also
+# measurement setting); and smollm-135m in one process (batch 4 × seq 256) against PyTorch eager.
+# Ours: `picotron bench` on each grid (in-process ranks; the 8-rank grid also
 # under mpirun). PyTorch eager: scripts/torch_llama_bench.py, one process, 2 threads, measured
 # before and after our grids in each round. picotron: its tokens/s relative to its own single
 # process, measured on this machine kind with huggingface/picotron (torch + gloo, CPU):
@@ -49,6 +50,16 @@ for round in $(seq "$rounds"); do
     echo "  $name: $(python3 -c 'import json,sys; print(round(json.loads(sys.argv[1])["tokens_per_second"]))' "$line") tokens/s" >&2
   done <<< "$grids"
   eager >> "$out/eager"
+  # The other preset, single process: PyTorch eager, ours, PyTorch eager.
+  for who in eager ours eager; do
+    if [ "$who" = eager ]; then
+      "$venv/bin/python" scripts/torch_llama_bench.py --preset smollm-135m --batch 4 --seq-len 256 --steps 3 --threads 2 \
+        | python3 -c 'import json,sys; print("eager", json.load(sys.stdin)["tokens_per_second"])' >> "$out/smol"
+    else
+      "$bin" bench --preset smollm-135m --steps 3 --json | grep '^{' \
+        | python3 -c 'import json,sys; r=json.load(sys.stdin); print("ours", r["tokens_per_second"], r["mfu"])' >> "$out/smol"
+    fi
+  done
 done
 python3 - "$out" "$(nproc) cores,$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2)" <<'PY'
 import json, statistics, sys, collections
@@ -89,6 +100,13 @@ for i, (name, tps, pico) in enumerate(bars):
         svg.append(f'<rect x="{left}" y="{y + 13}" width="{pico * scale:.1f}" height="12" fill="#dd8452"/>')
         svg.append(f'<text x="{left + pico * scale + 4:.1f}" y="{y + 23}">{pico:.0f}</text>')
 svg.append('</svg>')
+smol = [l.split() for l in open(f"{out}/smol")]
+e = [float(x[1]) for x in smol if x[0] == "eager"]
+o = [float(x[1]) for x in smol if x[0] == "ours"]
+m = [float(x[2]) for x in smol if x[0] == "ours"]
+print(f"\nsmollm-135m, one process, batch 4 × seq 256: ours {min(o):.0f}–{max(o):.0f} tokens/s "
+      f"(MFU {100*min(m):.0f}–{100*max(m):.0f}%), PyTorch eager {min(e):.0f}–{max(e):.0f}: "
+      f"{statistics.median(o)/statistics.median(e):.2f}× eager (medians)")
 open("docs/performance.svg", "w").write("\n".join(svg) + "\n")
 print("\n(wrote docs/performance.svg)")
 PY
