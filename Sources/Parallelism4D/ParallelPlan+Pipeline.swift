@@ -103,7 +103,7 @@ extension ParallelPlan {
             for part in CheckpointPart.allCases {
                 if stage == o, let i = mine[name] {
                     let st = local.optimizer[i]
-                    let values = try whole([local.parameters[i].values, st.expAvg, st.expAvgSq][part.rawValue], name)   // [P]
+                    let values = try whole(part.of(local.parameters[i].values, st), name)                   // [P]
                     if stage == 0 { try write(name, part, values, st.step) }
                     else if relays { try group.send(values + [Float(st.step)], to: 0) }                          // [P + 1]
                 } else if stage == 0 && relays {

@@ -44,7 +44,7 @@ extension ParallelPlan {
                 for (k, (p, st)) in zip(local.parameters, local.optimizer).enumerated() {
                     let one = CheckpointContents(config: local.config, parameters: [p],
                                                  optimizer: [try zero().wholeState(k, st)], trainer: local.trainer)
-                    try Trainer.writeWhole(one, write)
+                    try one.write(to: write)
                 }
             }
         }

@@ -89,8 +89,8 @@ extension CheckpointContents {
     /// The first weight or AdamW moment that is NaN or infinite, described, or nil.
     func firstNonFinite() -> String? {
         for (p, s) in zip(parameters, optimizer) {
-            for (part, values) in [(CheckpointPart.weights, p.values), (.expAvg, s.expAvg), (.expAvgSq, s.expAvgSq)] {
-                if let bad = Checkpoint.problem(in: values, part: part, of: p.name) { return bad }
+            for part in CheckpointPart.allCases {
+                if let bad = Checkpoint.problem(in: part.of(p.values, s), part: part, of: p.name) { return bad }
             }
         }
         return nil

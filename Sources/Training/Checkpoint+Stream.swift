@@ -15,6 +15,24 @@ import TensorCore
 /// One part of a parameter's saved state.
 public enum CheckpointPart: Int, Sendable, CaseIterable {
     case weights, expAvg, expAvgSq
+
+    /// This part of a parameter with `values` and AdamW `state`.
+    public func of(_ values: [Float], _ state: AdamW.State) -> [Float] {
+        switch self {
+        case .weights: return values
+        case .expAvg: return state.expAvg
+        case .expAvgSq: return state.expAvgSq
+        }
+    }
+}
+
+extension CheckpointContents {
+    /// Hands every part of every parameter to `write`, in model order (contents that are whole).
+    public func write(to write: CheckpointSink) throws {
+        for (p, s) in zip(parameters, optimizer) {
+            for part in CheckpointPart.allCases { try write(p.name, part, part.of(p.values, s), s.step) }
+        }
+    }
 }
 
 /// Takes one whole part of a parameter as the ranks assemble a checkpoint: its name, which part,
@@ -172,12 +190,13 @@ public struct CheckpointReader {
             throw TrainingError.checkpoint("\(directory.path): optimizer state of \(name) has \(m.count) values, "
                                            + "the parameter \(values.count)")
         }
-        for (part, x) in [(CheckpointPart.weights, values), (.expAvg, m), (.expAvgSq, v)] {
-            if let bad = Checkpoint.problem(in: x, part: part, of: name) {
+        let state = AdamW.State(step: step, expAvg: m, expAvgSq: v)
+        for part in CheckpointPart.allCases {
+            if let bad = Checkpoint.problem(in: part.of(values, state), part: part, of: name) {
                 throw TrainingError.checkpoint("\(directory.path) cannot be resumed: \(bad); resume from an earlier "
                                                + "checkpoint, or start without load_path")
             }
         }
-        return (shape, values, AdamW.State(step: step, expAvg: m, expAvgSq: v))
+        return (shape, values, state)
     }
 }

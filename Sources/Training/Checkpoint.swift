@@ -133,11 +133,7 @@ public enum Checkpoint {
         }
         let writer = try CheckpointWriter(saveDir: saveDir, step: contents.trainer.step, config: contents.config,
                                           layout: contents.parameters.map { ($0.name, $0.shape) })
-        for (p, s) in zip(contents.parameters, contents.optimizer) {
-            try writer.write(p.name, .weights, p.values, step: s.step)
-            try writer.write(p.name, .expAvg, s.expAvg, step: s.step)
-            try writer.write(p.name, .expAvgSq, s.expAvgSq, step: s.step)
-        }
+        try contents.write { name, part, values, step in try writer.write(name, part, values, step: step) }
         return try writer.finish(trainer: contents.trainer)
     }
 

@@ -320,15 +320,6 @@ public final class Trainer {
         return all
     }
 
-    /// Hands every part of whole parameters to `write`, in model order (a model that is not cut).
-    public static func writeWhole(_ local: CheckpointContents, _ write: CheckpointSink) throws {
-        for (p, s) in zip(local.parameters, local.optimizer) {
-            for (part, values) in [(CheckpointPart.weights, p.values), (.expAvg, s.expAvg), (.expAvgSq, s.expAvgSq)] {
-                try write(p.name, part, values, s.step)
-            }
-        }
-    }
-
     /// Writes a checkpoint of the current state. Every rank calls it; the main rank writes, one
     /// parameter part at a time as the ranks assemble it (see Checkpoint+Stream.swift).
     public func save(to dir: URL) throws {
@@ -346,7 +337,7 @@ public final class Trainer {
             guard failure == nil, let writer else { return }
             do { try writer.write(name, part, values, step: step) } catch { failure = error }
         }
-        try (parallel.gatherCheckpoint ?? Self.writeWhole)(local, write)
+        try (parallel.gatherCheckpoint ?? { try $0.write(to: $1) })(local, write)
         guard parallel.isMainRank else { lastSavedStep = state.step; return }
         if let failure { throw failure }
         try writer?.finish(trainer: state)

@@ -54,6 +54,13 @@ struct Bench: ParsableCommand {
         guard steps > 0, batch > 0, seqLen > 1 else {
             throw ValidationError("--steps \(steps), --batch \(batch) must be ≥ 1 and --seq-len \(seqLen) ≥ 2")
         }
+        guard dp >= 1, tp >= 1, pp >= 1, cp >= 1, gradAcc >= 1 else {
+            throw ValidationError("--dp \(dp), --tp \(tp), --pp \(pp), --cp \(cp) and --grad-acc \(gradAcc) must be ≥ 1")
+        }
+        if profile && isGrid {
+            throw ValidationError("--profile times the ops of one process; drop the grid flags (--dp --tp --pp --cp "
+                                  + "--ranks), or read a grid's time by group in its table")
+        }
         if let threads, threads < 1 { throw ValidationError("--threads \(threads) must be ≥ 1") }
     }
 
@@ -125,18 +132,19 @@ struct Bench: ParsableCommand {
         rows.append(["(rest: loop, graph walk)", "", "", "", String(format: "%.1f%%", 100 * (elapsed - counted) / elapsed)])
         print(String(format: "profile of %d steps, %.1f ms each (forward: from the previous op's end to this op's; "
                      + "backward: the op's backward):", steps, 1000 * elapsed / Double(steps)))
-        Plan.printTable(rows)
+        printTable(rows)
     }
 
     /// Each preset on the grid, as `picotron train` runs it (BenchGrid.swift).
     func runGrid(_ configs: [(String, LlamaConfig)]) throws {
-        for (name, model) in configs {
+        for (name, _) in configs {
             var cfg = PicotronConfig.quickStart
             cfg.model.name = name
             (cfg.training.microBatchSize, cfg.training.seqLength, cfg.training.gradientAccumulationSteps) = (batch, seqLen, gradAcc)
             (cfg.distributed.dpSize, cfg.distributed.tpSize, cfg.distributed.ppSize, cfg.distributed.cpSize) = (dp, tp, pp, cp)
             cfg.distributed.ppEngine = ppEngine
             try cfg.validate()
+            let model = try cfg.resolvedModelConfig()   // refuses sizes the grid cannot cut, with the fix
             try Train.checkPipeline(cfg, layers: model.numHiddenLayers)
             let inProcess = ranks ?? cfg.worldSize
             if !Launcher.isUnderMPI { try InProcessWorld.checkSize(inProcess) }

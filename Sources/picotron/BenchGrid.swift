@@ -97,7 +97,7 @@ struct BenchGrid {
             table.append(["\(r)", "\(c.dp)  \(c.pp)  \(c.cp)  \(c.tp)", percent(compute, of: row[0])]
                          + waits.map { percent($0, of: row[0]) } + [String(format: "%.0f ms", 1000 * row.last!)])
         }
-        Plan.printTable(table)
+        printTable(table)
         print("(compute = the step minus every wait; overlapped = a bucket's all-reduce waited by a background thread "
               + "while the rank computed, not part of the step)")
     }

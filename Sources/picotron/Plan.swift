@@ -59,7 +59,7 @@ struct Plan: ParsableCommand {
             rows.append([name] + stages.map { MemoryEstimate.format($0.components[i].bytes) })
         }
         rows.append(["total"] + stages.map { MemoryEstimate.format($0.perRank) })
-        Self.printTable(rows)
+        printTable(rows)
         let average = stages.reduce(0) { $0 + $1.perRank } / Double(stages.count)
         let available = MemoryEstimate.availableMemory
         var problem: Error?
@@ -90,7 +90,7 @@ struct Plan: ParsableCommand {
                           "\(MemoryEstimate.format(floats * 4)) per rank per step, \(note)"])
         }
         parts.append(["step", Self.seconds(p.seconds), String(format: "%.0f tokens/s", p.tokensPerSecond)])
-        Self.printTable(parts, note: true)
+        printTable(parts, note: true)
         if !fits { throw ExitCode(1) }
     }
 
@@ -101,18 +101,5 @@ struct Plan: ParsableCommand {
 
     static func seconds(_ s: Double) -> String {
         s >= 1 ? String(format: "%.2f s", s) : String(format: "%.1f ms", s * 1e3)
-    }
-
-    /// Left-aligned first column, right-aligned numbers; with `note`, the last column is free text.
-    static func printTable(_ rows: [[String]], note: Bool = false) {
-        let widths = (0 ..< rows.map(\.count).max()!).map { i in rows.map { i < $0.count ? $0[i].count : 0 }.max()! }
-        for row in rows {
-            let cells = row.enumerated().map { i, cell in
-                i == 0 ? cell.padding(toLength: widths[0], withPad: " ", startingAt: 0)
-                    : note && i == row.count - 1 ? cell
-                    : String(repeating: " ", count: widths[i] - cell.count) + cell
-            }
-            print("  " + cells.joined(separator: "  "))
-        }
     }
 }

@@ -26,6 +26,18 @@ final class BenchGridTests: XCTestCase {
         }
     }
 
+    /// Sizes the grid cannot cut are refused before any rank starts, with the fix.
+    func testAGridTheModelCannotTakeIsRefusedWithTheFix() throws {
+        for (args, says) in [(["--pp", "16"], "fewer than distributed.pp_size 16"),
+                             (["--tp", "3"], "choose tp_size among 1, 2, 4, 8"),
+                             (["--dp", "2", "--profile"], "--profile times the ops of one process")] {
+            let r = try Picotron.run(["bench", "--preset", "tiny", "--steps", "1"] + args)
+            XCTAssertNotEqual(r.status, 0, r.output)
+            XCTAssertFalse(r.crashed, r.output)
+            XCTAssert(r.output.contains(says), "\(args): should say \(says):\n\(r.output)")
+        }
+    }
+
     func testAPipelineShowsItsBubbleInTheTable() throws {
         let r = try Picotron.run(["bench", "--preset", "tiny", "--pp", "2", "--steps", "2", "--batch", "2", "--seq-len", "32"])
         XCTAssertEqual(r.status, 0, r.output)

@@ -15,8 +15,8 @@ public func gatherCheckpoint(_ local: CheckpointContents, of model: LlamaForCaus
                              write: CheckpointSink) throws {
     let specs = tensorParallelSpecs(of: model, group: group)
     for (p, state) in zip(local.parameters, local.optimizer) {
-        for (part, values) in [(CheckpointPart.weights, p.values), (.expAvg, state.expAvg), (.expAvgSq, state.expAvgSq)] {
-            try write(p.name, part, try gatherWhole(values, spec: specs[p.name]!, group: group), state.step)     // [P]
+        for part in CheckpointPart.allCases {
+            try write(p.name, part, try gatherWhole(part.of(p.values, state), spec: specs[p.name]!, group: group), state.step) // [P]
         }
     }
 }
