@@ -77,8 +77,7 @@ public enum AttentionKernel {
                 let inv = 1 / sum
                 for j in 0..<seen { row[j] *= inv }
             } else {
-                let l = lse[i]
-                for j in 0..<seen { row[j] = fastExp(row[j] - l) }
+                expShifted(row, seen, shift: lse[i])
             }
             for j in seen..<keys { row[j] = 0 }
         }

@@ -68,12 +68,16 @@ extension Tensor {
     public func silu() -> Tensor {
         let n = count
         let y = withValues { px in uninitializedFloats(n) { py in
-            for i in 0..<n { py[i] = px[i] / (1 + fastExp(-px[i])) }
+            forEach16(0..<n) { i in let x = load16(px + i); store16(py + i, x / (1 + fastExp(-x))) }
+                scalar: { i in py[i] = px[i] / (1 + fastExp(-px[i])) }
         } }
         return Tensor.result(shape, y, parents: [self]) { out in
             // d/dx x·σ(x) = σ(x) · (1 + x · (1 − σ(x)))
             out.withGrad { g in self.withValues { px in self.accumulateGrad { gx in
-                for i in 0..<n {
+                forEach16(0..<n) { i in
+                    let x = load16(px + i), s = 1 / (1 + fastExp(-x))
+                    store16(gx + i, load16(gx + i) + load16(g + i) * s * (1 + x * (1 - s)))
+                } scalar: { i in
                     let s = 1 / (1 + fastExp(-px[i]))
                     gx[i] += g[i] * s * (1 + px[i] * (1 - s))
                 }
@@ -86,20 +90,29 @@ extension Tensor {
         checkSameShape("swiglu", gate, up)
         let n = gate.count
         let y = gate.withValues { pg in up.withValues { pu in uninitializedFloats(n) { py in
-            parallelRanges(n) { r in for i in r { py[i] = pg[i] / (1 + fastExp(-pg[i])) * pu[i] } }
+            parallelRanges(n) { r in
+                forEach16(r) { i in let x = load16(pg + i); store16(py + i, x / (1 + fastExp(-x)) * load16(pu + i)) }
+                    scalar: { i in py[i] = pg[i] / (1 + fastExp(-pg[i])) * pu[i] }
+            }
         } } }
         return result(gate.shape, y, parents: [gate, up]) { out in
             out.withGrad { g in gate.withValues { pg in up.withValues { pu in
                 gate.accumulateGrad { gg in
-                    parallelRanges(n) { r in
-                        for i in r {   // d silu(x)/dx = σ(x) · (1 + x · (1 − σ(x)))
+                    parallelRanges(n) { r in   // d silu(x)/dx = σ(x) · (1 + x · (1 − σ(x)))
+                        forEach16(r) { i in
+                            let x = load16(pg + i), s = 1 / (1 + fastExp(-x))
+                            store16(gg + i, load16(gg + i) + load16(g + i) * load16(pu + i) * s * (1 + x * (1 - s)))
+                        } scalar: { i in
                             let s = 1 / (1 + fastExp(-pg[i]))
                             gg[i] += g[i] * pu[i] * s * (1 + pg[i] * (1 - s))
                         }
                     }
                 }
                 up.accumulateGrad { gu in
-                    parallelRanges(n) { r in for i in r { gu[i] += g[i] * pg[i] / (1 + fastExp(-pg[i])) } }
+                    parallelRanges(n) { r in
+                        forEach16(r) { i in let x = load16(pg + i); store16(gu + i, load16(gu + i) + load16(g + i) * x / (1 + fastExp(-x))) }
+                            scalar: { i in gu[i] += g[i] * pg[i] / (1 + fastExp(-pg[i])) }
+                    }
                 }
             } } }
         }
@@ -112,11 +125,11 @@ extension Tensor {
     }
 }
 
-// MARK: - A vectorizable exp
+// MARK: - A vectorized exp
 
-/// e^x for float32 in plain arithmetic and bit casts, so loops calling it vectorize
-/// (`expf` is a library call the vectorizer cannot widen). Cephes' range reduction and
-/// polynomial: relative error about 2 ulp over the clamped range [-87.33, 88].
+/// e^x for float32 in plain arithmetic and bit casts (`expf` is a library call). Cephes' range
+/// reduction and polynomial: relative error about 2 ulp over the clamped range [-87.33, 88].
+/// For the tails of loops; the loops themselves call the SIMD16 version below.
 @inlinable @inline(__always)
 public func fastExp(_ x: Float) -> Float {
     let xc = x < -87.33 ? -87.33 : (x > 88.0 ? 88.0 : x)
@@ -135,4 +148,28 @@ public func fastExp(_ x: Float) -> Float {
     // 2^n from the integer held in t's mantissa: (n + 127) << 23.
     let bits = (t.bitPattern &- 0x4B40_0000 &+ 127) << 23
     return e * Float(bitPattern: bits)
+}
+
+/// `fastExp` on 16 floats at once, the same arithmetic step for step (so the same bits). The
+/// scalar version does not vectorize in a loop (measured: 4.7 ns per element, slower than
+/// `expf`); written on SIMD16 with masks and bit casts only, it runs at about 0.9 ns. Generic
+/// SIMD helpers (`.rounded`, `pointwiseMax`, int ↔ float conversions) would compile to calls.
+@inlinable @inline(__always)
+public func fastExp(_ x: SIMD16<Float>) -> SIMD16<Float> {
+    var xc = x
+    xc.replace(with: SIMD16(repeating: -87.33), where: xc .< -87.33)
+    xc.replace(with: SIMD16(repeating: 88.0), where: xc .> 88.0)
+    let shifter = SIMD16<Float>(repeating: 12_582_912)
+    let t = xc * 1.442_695_04 + shifter
+    let n = t - shifter
+    let r = (xc - n * 0.693_359_375) + n * 2.121_944_4e-4
+    var p = SIMD16<Float>(repeating: 1.987_569_15e-4)
+    p = p * r + 1.398_199_95e-3
+    p = p * r + 8.333_451_9e-3
+    p = p * r + 4.166_579_59e-2
+    p = p * r + 1.666_666_55e-1
+    p = p * r + 5.000_000_1e-1
+    let e = p * r * r + r + 1
+    let bits = (unsafeBitCast(t, to: SIMD16<Int32>.self) &- 0x4B40_0000 &+ 127) &<< 23
+    return e * unsafeBitCast(bits, to: SIMD16<Float>.self)
 }

@@ -183,7 +183,7 @@ extension Tensor {
                 parallelRanges(n, grain: max(1, 65_536 / max(v, 1))) { rows in
                     for r in rows where targets[r] != ignoreIndex {
                         let row = px + r * v, gr = gl + r * v, l = lse[r]
-                        for j in 0..<v { gr[j] += g * fastExp(row[j] - l) }
+                        scaledExpShifted(row, v, shift: l, scale: g, into: gr, accumulate: true)
                         gr[targets[r]] -= g
                     }
                 }

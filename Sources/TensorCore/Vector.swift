@@ -14,6 +14,20 @@ func load16(_ p: UnsafePointer<Float>) -> V16 {
     UnsafeRawPointer(p).loadUnaligned(as: V16.self)
 }
 
+@inlinable @inline(__always)
+func store16(_ p: UnsafeMutablePointer<Float>, _ v: V16) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: V16.self)
+}
+
+/// Calls `vector(i)` for i = lower, lower + 16, … while 16 elements remain, then `scalar(i)` for
+/// each element left: the shape of every hand-vectorized loop here (both closures inline).
+@inlinable @inline(__always)
+func forEach16(_ r: Range<Int>, vector: (Int) -> Void, scalar: (Int) -> Void) {
+    var i = r.lowerBound
+    while i + 16 <= r.upperBound { vector(i); i += 16 }
+    while i < r.upperBound { scalar(i); i += 1 }
+}
+
 /// Σ p[0..<n].
 @inlinable
 public func vectorSum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
@@ -58,8 +72,37 @@ public func vectorMax(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
 /// Replaces p[j] by exp(p[j] − shift) and returns their sum: the middle of a softmax.
 @inlinable
 public func expShiftedSum(_ p: UnsafeMutablePointer<Float>, _ n: Int, shift: Float) -> Float {
-    for j in 0..<n { p[j] = fastExp(p[j] - shift) }   // a map: vectorizes
-    return vectorSum(p, n)
+    var acc = V16(repeating: 0)
+    var tail: Float = 0
+    forEach16(0..<n) { j in
+        let e = fastExp(load16(p + j) - shift)
+        store16(p + j, e)
+        acc += e
+    } scalar: { j in
+        p[j] = fastExp(p[j] - shift)
+        tail += p[j]
+    }
+    return acc.sum() + tail
+}
+
+/// p[j] ← exp(p[j] − shift): probabilities from scores and their log-sum-exp.
+@inlinable
+public func expShifted(_ p: UnsafeMutablePointer<Float>, _ n: Int, shift: Float) {
+    forEach16(0..<n) { j in store16(p + j, fastExp(load16(p + j) - shift)) }
+        scalar: { j in p[j] = fastExp(p[j] - shift) }
+}
+
+/// dst[j] ← (accumulate ? dst[j] : 0) + scale · exp(src[j] − shift): a softmax's gradient rows.
+@inlinable
+public func scaledExpShifted(_ src: UnsafePointer<Float>, _ n: Int, shift: Float, scale: Float,
+                             into dst: UnsafeMutablePointer<Float>, accumulate: Bool) {
+    if accumulate {
+        forEach16(0..<n) { j in store16(dst + j, load16(dst + j) + scale * fastExp(load16(src + j) - shift)) }
+            scalar: { j in dst[j] += scale * fastExp(src[j] - shift) }
+    } else {
+        forEach16(0..<n) { j in store16(dst + j, scale * fastExp(load16(src + j) - shift)) }
+            scalar: { j in dst[j] = scale * fastExp(src[j] - shift) }
+    }
 }
 
 /// Runs `body(i)` for i in 0..<n on all cores (Dispatch's concurrentPerform), or inline when

@@ -118,6 +118,54 @@ final class ElementwiseTests: XCTestCase {
         XCTAssertEqual(fastExp(0), 1)
     }
 
+    /// The loops call fastExp on 16 lanes at once; it must give the scalar version's bits exactly
+    /// (same arithmetic in the same order), clamps and NaN included.
+    func testFastExpOn16LanesEqualsScalarBitForBit() {
+        var rng = TestRandom(seed: 7)
+        var xs: [Float] = [0, -0.0, 1, -1, 88, 88.5, -87.33, -87.5, 200, -200, .infinity, -.infinity, .nan,
+                           .leastNormalMagnitude, -.leastNormalMagnitude]
+        xs += (0..<100_000).map { _ in rng.uniform(-90...90) }
+        xs += [Float](repeating: 0, count: (16 - xs.count % 16) % 16)
+        var mismatches: [String] = []
+        for start in stride(from: 0, to: xs.count, by: 16) {
+            let lanes = SIMD16<Float>(xs[start..<start + 16])
+            let vector = fastExp(lanes)
+            for i in 0..<16 {
+                let (x, scalar) = (xs[start + i], fastExp(xs[start + i]))
+                let same = x.isNaN ? vector[i].isNaN && scalar.isNaN : vector[i].bitPattern == scalar.bitPattern
+                if !same && mismatches.count < 5 { mismatches.append("x = \(x): lanes \(vector[i]), scalar \(scalar)") }
+            }
+        }
+        XCTAssertEqual(mismatches, [], "fastExp on SIMD16 differs from the scalar fastExp")
+    }
+
+    /// The softmax helpers (16 lanes, then a scalar tail) against their one-line definitions, for
+    /// lengths around the lane width.
+    func testExpHelpersAgainstTheirDefinitions() {
+        var rng = TestRandom(seed: 8)
+        for n in [0, 1, 15, 16, 17, 31, 33, 100] {
+            let x = (0..<n).map { _ in rng.uniform(-6...6) }
+            let dst0 = (0..<n).map { _ in rng.uniform(-1...1) }
+            let (shift, scale): (Float, Float) = (0.75, -1.5)
+            let exps = x.map { fastExp($0 - shift) }
+            var p = x, dst = dst0, fresh = [Float](repeating: 9, count: n)
+            let sum = p.withUnsafeMutableBufferPointer { expShiftedSum($0.baseAddress!, n, shift: shift) }
+            XCTAssertEqual(p, exps, "expShiftedSum's values, n = \(n)")
+            XCTAssertEqual(Double(sum), exps.reduce(0.0) { $0 + Double($1) }, accuracy: 1e-5 * Double(max(n, 1)), "n = \(n)")
+            p = x
+            p.withUnsafeMutableBufferPointer { expShifted($0.baseAddress!, n, shift: shift) }
+            XCTAssertEqual(p, exps, "expShifted, n = \(n)")
+            x.withUnsafeBufferPointer { px in
+                dst.withUnsafeMutableBufferPointer { scaledExpShifted(px.baseAddress!, n, shift: shift, scale: scale,
+                                                                      into: $0.baseAddress!, accumulate: true) }
+                fresh.withUnsafeMutableBufferPointer { scaledExpShifted(px.baseAddress!, n, shift: shift, scale: scale,
+                                                                        into: $0.baseAddress!, accumulate: false) }
+            }
+            XCTAssertEqual(dst, zip(dst0, exps).map { $0 + scale * $1 }, "scaledExpShifted accumulating, n = \(n)")
+            XCTAssertEqual(fresh, exps.map { scale * $0 }, "scaledExpShifted writing, n = \(n)")
+        }
+    }
+
     func testFastExpClampsInsteadOfOverflowing() {
         // Documented: the input is clamped to [-87.33, 88], so results stay finite and positive.
         XCTAssertTrue(fastExp(200).isFinite)

@@ -58,10 +58,12 @@ public func vocabParallelCrossEntropy(_ logits: Tensor, targets: [Int], vocab: R
     return Tensor.custom(inputs: [logits], shape: [], data: [Float(total) * scale]) { dy in
         let g = dy[0] * scale
         var dx = [Float](repeating: 0, count: n * v)                  // [N, v] local: no communication
-        for i in 0..<n where targets[i] != ignoreIndex {
-            for j in 0..<v { dx[i * v + j] = g * fastExp(x[i * v + j] - lse[i]) }
-            if vocab.contains(targets[i]) { dx[i * v + targets[i] - vocab.lowerBound] -= g }
-        }
+        x.withUnsafeBufferPointer { px in dx.withUnsafeMutableBufferPointer { pd in
+            for i in 0..<n where targets[i] != ignoreIndex {           // row i ← g · exp(x − lse)
+                scaledExpShifted(px.baseAddress! + i * v, v, shift: lse[i], scale: g, into: pd.baseAddress! + i * v, accumulate: false)
+                if vocab.contains(targets[i]) { pd[i * v + targets[i] - vocab.lowerBound] -= g }
+            }
+        } }
         return [dx]
     }
     // STAND-IN: return Tensor.custom(inputs: [logits], shape: [], data: [0]) { _ in [nil] }
