@@ -52,8 +52,10 @@ extension Tensor {
                     parallelRanges(n, grain: grain) { rows in
                         for r in rows {
                             let row = px + r * c, gr = g + r * c, ir = inv[r]
-                            var dot: Float = 0
-                            for j in 0..<c { dot += w[j] * gr[j] * row[j] }
+                            var lanes = SIMD16<Float>(repeating: 0), tail: Float = 0   // Σ w⊙g⊙x
+                            forEach16(0..<c) { j in lanes += load16(w + j) * load16(gr + j) * load16(row + j) }
+                                scalar: { j in tail += w[j] * gr[j] * row[j] }
+                            let dot = lanes.sum() + tail
                             let k = ir * ir * ir * dot / Float(c)
                             for j in 0..<c { gx[r * c + j] += ir * w[j] * gr[j] - k * row[j] }
                         }

@@ -40,6 +40,7 @@ struct Bench: ParsableCommand {
     @Option(parsing: .unconditional, help: "Pipeline-parallel stages.") var pp: Int = 1
     @Option(parsing: .unconditional, help: "Context-parallel size.") var cp: Int = 1
     @Option(help: "Pipeline schedule: afab, 1f1b or interleaved.") var ppEngine: String = "1f1b"
+    @Option(parsing: .unconditional, help: "Chunks of layers per stage for --pp-engine interleaved.") var virtualStages: Int = 2
     @Option(parsing: .unconditional, help: "Micro-batches per step in a grid (grad-acc).") var gradAcc: Int = 2
     @Option(parsing: .unconditional, help: "In-process ranks (default dp × pp × cp × tp); ignored under mpirun.")
     var ranks: Int?
@@ -143,6 +144,7 @@ struct Bench: ParsableCommand {
             (cfg.training.microBatchSize, cfg.training.seqLength, cfg.training.gradientAccumulationSteps) = (batch, seqLen, gradAcc)
             (cfg.distributed.dpSize, cfg.distributed.tpSize, cfg.distributed.ppSize, cfg.distributed.cpSize) = (dp, tp, pp, cp)
             cfg.distributed.ppEngine = ppEngine
+            cfg.distributed.ppVirtualStages = virtualStages
             try cfg.validate()
             let model = try cfg.resolvedModelConfig()   // refuses sizes the grid cannot cut, with the fix
             try Train.checkPipeline(cfg, layers: model.numHiddenLayers)

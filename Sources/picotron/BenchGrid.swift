@@ -64,7 +64,7 @@ struct BenchGrid {
         let shown = groups.indices.filter { g in rows.contains { $0[1 + g] > 0.0005 * $0[0] } }
         if json {
             var fields = ["\"preset\":\"\(preset)\"", "\"dp\":\(d.dpSize)", "\"tp\":\(d.tpSize)", "\"pp\":\(d.ppSize)",
-                          "\"cp\":\(d.cpSize)", "\"pp_engine\":\"\(d.ppEngine)\"", "\"ranks\":\(grid.worldSize)",
+                          "\"cp\":\(d.cpSize)", "\"pp_engine\":\"\(d.ppEngine)\"", "\"virtual_stages\":\(d.ppEngine == "interleaved" ? d.ppVirtualStages : 1)", "\"ranks\":\(grid.worldSize)",
                           "\"tokens_per_step\":\(cfg.tokensPerStep)", "\"steps\":\(steps)",
                           String(format: "\"tokens_per_second\":%.2f", tokensPerSecond), String(format: "\"mfu\":%.4f", mfu)]
             let perRank = rows.map { row in
@@ -76,7 +76,7 @@ struct BenchGrid {
             print("{" + fields.joined(separator: ",") + "}")
             return
         }
-        let engine = d.ppSize > 1 ? " (\(d.ppEngine))" : ""
+        let engine = d.ppSize > 1 ? " (\(d.ppEngine)\(d.ppEngine == "interleaved" ? ", v \(d.ppVirtualStages)" : ""))" : ""
         let how = Launcher.isUnderMPI ? "MPI processes, \(ranksHere) on this machine" : "threads of one process"
         print("""
             bench: \(preset), dp \(d.dpSize) × pp \(d.ppSize)\(engine) × cp \(d.cpSize) × tp \(d.tpSize) = \

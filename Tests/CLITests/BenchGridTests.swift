@@ -30,7 +30,9 @@ final class BenchGridTests: XCTestCase {
     func testAGridTheModelCannotTakeIsRefusedWithTheFix() throws {
         for (args, says) in [(["--pp", "16"], "fewer than distributed.pp_size 16"),
                              (["--tp", "3"], "choose tp_size among 1, 2, 4, 8"),
-                             (["--dp", "2", "--profile"], "--profile times the ops of one process")] {
+                             (["--dp", "2", "--profile"], "--profile times the ops of one process"),
+                             (["--pp", "2", "--pp-engine", "interleaved", "--virtual-stages", "5"],
+                              "use pp_virtual_stages 4 or less")] {
             let r = try Picotron.run(["bench", "--preset", "tiny", "--steps", "1"] + args)
             XCTAssertNotEqual(r.status, 0, r.output)
             XCTAssertFalse(r.crashed, r.output)
@@ -45,6 +47,17 @@ final class BenchGridTests: XCTestCase {
                          "where each rank's time goes", "compute", "pp send/recv (bubble)"] {
             XCTAssert(r.output.contains(expected), "\(expected) missing from:\n\(r.output)")
         }
+    }
+
+    /// `--virtual-stages` reaches the interleaved schedule: the header names it, the JSON carries it.
+    func testTheInterleavedScheduleTakesItsChunksPerStage() throws {
+        let r = try Picotron.run(["bench", "--preset", "tiny", "--pp", "2", "--pp-engine", "interleaved", "--virtual-stages", "4",
+                                  "--steps", "1", "--batch", "2", "--seq-len", "32"])
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssert(r.output.contains("pp 2 (interleaved, v 4)"), r.output)
+        let json = try Picotron.run(["bench", "--preset", "tiny", "--pp", "2", "--pp-engine", "interleaved", "--virtual-stages", "4",
+                                     "--steps", "1", "--batch", "2", "--seq-len", "32", "--json"])
+        XCTAssert(json.output.contains("\"virtual_stages\":4"), json.output)
     }
 }
 
