@@ -41,6 +41,7 @@ check dptp 4 --dp 2 --tp 2 --mbs 4
 check pp 2 --pp 2 --mbs 4 --grad-acc 2
 check ppafab 2 --pp 2 --pp-engine afab --mbs 4 --grad-acc 2
 check ppinterleaved 2 --pp 2 --pp-engine interleaved --mbs 4 --grad-acc 2
+check ppzb 4 --dp 2 --pp 2 --pp-engine zb --mbs 2 --grad-acc 2
 check dppp 4 --dp 2 --pp 2 --mbs 2 --grad-acc 2
 check cp 2 --cp 2 --mbs 8
 check cpdp 4 --cp 2 --dp 2 --mbs 4

@@ -60,6 +60,8 @@ extension Tensor {
             precondition(count == 1, "backward() without a gradient needs a scalar, got shape \(shape)")
         }
         guard requiresGrad else { return }
+        let later = Autograd.deferredGradients   // weight gradients put off (DeferredGradients.swift)
+        later?.backwardStarts()
         let order = topologicalOrder()
         // How many recorded ops still have to add into each tensor's gradient.
         var pending = [ObjectIdentifier: Int]()
@@ -79,15 +81,15 @@ extension Tensor {
                 for p in parents {
                     let id = ObjectIdentifier(p)
                     pending[id]! -= 1
-                    if pending[id] == 0 && p.isLeaf { p.fireGradReady() }
+                    if pending[id] == 0 && p.isLeaf && !(later?.holdsBack(p) ?? false) { p.fireGradReady() }
                 }
-            } else if node === self {
+            } else if node === self && !(later?.holdsBack(self) ?? false) {
                 fireGradReady()
             }
         }
     }
 
-    private func fireGradReady() {
+    func fireGradReady() {
         guard requiresGrad, !gradReadyHooks.isEmpty else { return }
         for hook in gradReadyHooks { hook(self) }
     }

@@ -73,32 +73,38 @@ extension Tensor {
             }
         } }
         return result(outShape, y, parents: [a, b]) { out in
-            out.withGrad { g in a.withValues { pa in b.withValues { pb in
-                // dA: [M, K] = dC · op(B)ᵀ, or stored transposed [K, M] = op(B) · dCᵀ.
-                if a.requiresGrad {
+            let dC = out.grad!                                                   // [M, N]
+            // dA: [M, K] = dC · op(B)ᵀ, or stored transposed [K, M] = op(B) · dCᵀ.
+            if a.requiresGrad {
+                dC.withUnsafeBufferPointer { g in b.withValues { pb in
                     a.accumulateGrad { ga, fresh in
                         if transposeA {
                             BLAS.sgemm(transA: transposeB, transB: true, m: k, n: m, k: n,
-                                       a: pb, lda: ldb, b: g, ldb: n, beta: fresh ? 0 : 1, c: ga, ldc: m)
+                                       a: pb, lda: ldb, b: g.baseAddress!, ldb: n, beta: fresh ? 0 : 1, c: ga, ldc: m)
                         } else {
                             BLAS.sgemm(transA: false, transB: !transposeB, m: m, n: k, k: n,
-                                       a: g, lda: n, b: pb, ldb: ldb, beta: fresh ? 0 : 1, c: ga, ldc: k)
+                                       a: g.baseAddress!, lda: n, b: pb, ldb: ldb, beta: fresh ? 0 : 1, c: ga, ldc: k)
                         }
                     }
-                }
-                // dB: [K, N] = op(A)ᵀ · dC, or stored transposed [N, K] = dCᵀ · op(A).
-                if b.requiresGrad {
+                } }
+            }
+            // dB: [K, N] = op(A)ᵀ · dC, or stored transposed [N, K] = dCᵀ · op(A). A weight's (a
+            // leaf's) may be put off while a pipeline stage has better things to do first.
+            guard b.requiresGrad else { return }
+            let gradB = {
+                dC.withUnsafeBufferPointer { g in a.withValues { pa in
                     b.accumulateGrad { gb, fresh in
                         if transposeB {
                             BLAS.sgemm(transA: true, transB: transposeA, m: n, n: k, k: m,
-                                       a: g, lda: n, b: pa, ldb: lda, beta: fresh ? 0 : 1, c: gb, ldc: k)
+                                       a: g.baseAddress!, lda: n, b: pa, ldb: lda, beta: fresh ? 0 : 1, c: gb, ldc: k)
                         } else {
                             BLAS.sgemm(transA: !transposeA, transB: false, m: k, n: n, k: m,
-                                       a: pa, lda: lda, b: g, ldb: n, beta: fresh ? 0 : 1, c: gb, ldc: n)
+                                       a: pa, lda: lda, b: g.baseAddress!, ldb: n, beta: fresh ? 0 : 1, c: gb, ldc: n)
                         }
                     }
-                }
-            } } }
+                } }
+            }
+            if b.isLeaf, let later = Autograd.deferredGradients { later.add(b, gradB) } else { gradB() }
         }
     }
 

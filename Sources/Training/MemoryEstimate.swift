@@ -113,7 +113,9 @@ public struct MemoryEstimate: Sendable, Equatable {
 
     /// Micro-batches of stage s's activations alive at once (stage 0 holds the most): without a
     /// pipeline 1 (accumulation frees each graph after its backward); AFAB all M; 1F1B min(M, pp − s);
-    /// interleaved 2(pp − 1 − s) + (v − 1)·pp + 1 chunks of 1/v of a stage each.
+    /// interleaved 2(pp − 1 − s) + (v − 1)·pp + 1 chunks of 1/v of a stage each; zb 1F1B's plus
+    /// one (its queued weight-gradient products keep their inputs: under a micro-batch's worth on
+    /// the first stages, up to two on the last).
     public static func heldMicroBatches(engine: String, pp: Int, microBatches m: Int, virtualStages v: Int,
                                         stage s: Int = 0) -> Double {
         guard pp > 1 else { return 1 }
@@ -122,6 +124,7 @@ public struct MemoryEstimate: Sendable, Equatable {
         case "interleaved":
             let chunks: Int = min(m * v, 2 * (pp - 1 - s) + (v - 1) * pp + 1)
             return Double(chunks) / Double(max(1, v))
+        case "zb": return Double(min(m, pp - s + 1))
         default: return Double(min(m, pp - s))
         }
     }

@@ -39,7 +39,7 @@ struct Bench: ParsableCommand {
     @Option(parsing: .unconditional, help: "Tensor-parallel size.") var tp: Int = 1
     @Option(parsing: .unconditional, help: "Pipeline-parallel stages.") var pp: Int = 1
     @Option(parsing: .unconditional, help: "Context-parallel size.") var cp: Int = 1
-    @Option(help: "Pipeline schedule: afab, 1f1b or interleaved.") var ppEngine: String = "1f1b"
+    @Option(help: "Pipeline schedule: afab, 1f1b, interleaved or zb.") var ppEngine: String = "1f1b"
     @Option(parsing: .unconditional, help: "Chunks of layers per stage for --pp-engine interleaved.") var virtualStages: Int = 2
     @Option(parsing: .unconditional, help: "Micro-batches per step in a grid (grad-acc).") var gradAcc: Int = 2
     @Option(parsing: .unconditional, help: "In-process ranks (default dp × pp × cp × tp); ignored under mpirun.")

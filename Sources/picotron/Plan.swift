@@ -23,7 +23,7 @@ struct Plan: ParsableCommand {
     @Option(parsing: .unconditional, help: "Tensor-parallel size.") var tp: Int?
     @Option(parsing: .unconditional, help: "Pipeline-parallel stages.") var pp: Int?
     @Option(parsing: .unconditional, help: "Context-parallel size.") var cp: Int?
-    @Option(help: "Pipeline schedule: afab, 1f1b or interleaved.") var ppEngine: String?
+    @Option(help: "Pipeline schedule: afab, 1f1b, interleaved or zb.") var ppEngine: String?
     @Option(parsing: .unconditional, help: "Chunks per stage for --pp-engine interleaved.") var ppVirtualStages: Int?
     @Option(parsing: .unconditional, help: "Sequences per micro-batch.") var mbs: Int?
     @Option(parsing: .unconditional, help: "Micro-batches per step.") var gradAcc: Int?

@@ -41,7 +41,7 @@ struct Train: ParsableCommand {
     var cp: Int?
     @Option(help: "Which tokens each cp rank holds: zigzag or contiguous (distributed.cp_layout).") var cpLayout: String?
     @Option(help: "Context-parallel attention: ring or allgather (distributed.cp_attention).") var cpAttention: String?
-    @Option(help: "Pipeline schedule: afab, 1f1b or interleaved (distributed.pp_engine).") var ppEngine: String?
+    @Option(help: "Pipeline schedule: afab, 1f1b, interleaved or zb (distributed.pp_engine).") var ppEngine: String?
     @Option(parsing: .unconditional, help: "Chunks of layers per stage for --pp-engine interleaved (distributed.pp_virtual_stages).")
     var ppVirtualStages: Int?
     @Flag(help: "Split the activations between the tensor-parallel blocks along the sequence (distributed.sequence_parallel; needs --tp > 1).")

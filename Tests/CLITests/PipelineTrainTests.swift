@@ -10,10 +10,12 @@ import XCTest
 final class PipelineTrainTests: TrainRunTestCase {
     func testEveryEngineAndMixPrintsTheSingleProcessLosses() throws {
         let single = try run("single", [])
-        for engine in ["afab", "1f1b", "interleaved"] {
+        for engine in ["afab", "1f1b", "interleaved", "zb"] {
             assertSame(try run("pp-\(engine)", ["--pp", "2", "--pp-engine", engine]), single, "pp 2 \(engine)")
         }
         assertSame(try run("dppp", ["--pp", "2", "--dp", "2", "--mbs", "2"]), single, "dp 2 × pp 2")
+        // zb puts weight gradients off: the bucketed all-reduce must still take whole gradients.
+        assertSame(try run("dppp-zb", ["--pp", "2", "--dp", "2", "--mbs", "2", "--pp-engine", "zb"]), single, "dp 2 × pp 2 zb")
         assertSame(try run("tppp", ["--pp", "2", "--tp", "2"]), single, "tp 2 × pp 2")
     }
 

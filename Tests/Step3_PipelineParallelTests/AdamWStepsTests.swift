@@ -18,7 +18,7 @@ final class AdamWStepsTests: XCTestCase {
             (c.numHiddenLayers, c.tieWordEmbeddings) = (4, tied)
             let p = LessonProblem(config: c, batch: 8, length: 8)
             let reference = p.referenceAfterSteps(3, hyper: hyper)
-            for (engine, v) in [(PipelineEngine.afab, 1), (.oneFOneB, 1), (.interleaved, 2)] {
+            for (engine, v) in [(PipelineEngine.afab, 1), (.oneFOneB, 1), (.interleaved, 2), (.zeroBubble, 1)] {
                 beginTasks()
                 // The tasks first: on the exercise track a stand-in may make a rank throw.
                 let result = Result { try InProcessRanks.run(2, timeout: 10) { comm -> [Check] in

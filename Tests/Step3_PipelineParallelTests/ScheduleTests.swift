@@ -32,7 +32,7 @@ final class ScheduleTests: XCTestCase {
     func testEveryEngineEqualsTheSingleProcessForEverySplit() throws {
         for pp in [2, 3, 4] {
             for m in [1, 2, 4, 8] {
-                for engine in [PipelineEngine.afab, .oneFOneB] {
+                for engine in [PipelineEngine.afab, .oneFOneB, .zeroBubble] {
                     let p = pipelineProblem(layers: 4)                        // pp 3: layers 2, 1, 1
                     guard try verify(p, pp: pp, m: m, engine: engine) != nil else { return }
                 }
@@ -42,7 +42,7 @@ final class ScheduleTests: XCTestCase {
 
     func testTiedEmbeddingsSumTheirGradientsAcrossFirstAndLastStage() throws {
         for pp in [2, 4] {
-            for engine in [PipelineEngine.afab, .oneFOneB] {
+            for engine in [PipelineEngine.afab, .oneFOneB, .zeroBubble] {
                 let p = pipelineProblem(layers: 4, tied: true)
                 guard try verify(p, pp: pp, m: 4, engine: engine) != nil else { return }
             }
@@ -55,6 +55,8 @@ final class ScheduleTests: XCTestCase {
               let ofob = try verify(p, pp: 4, m: 8, engine: .oneFOneB) else { return }
         XCTAssertEqual(afab, [8, 8, 8, 8], "AFAB holds every micro-batch's activations")
         XCTAssertEqual(ofob, [4, 3, 2, 1], "1F1B holds at most pp − s micro-batches on stage s")
+        guard let zb = try verify(p, pp: 4, m: 8, engine: .zeroBubble) else { return }
+        XCTAssertEqual(zb, [4, 3, 2, 1], "zb runs 1F1B's order: the same activations held")
     }
 
     /// dp 2 × pp 2 on 4 ranks: each dp replica pipelines half the batch; the bucketed all-reduce

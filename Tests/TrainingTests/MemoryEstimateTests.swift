@@ -88,6 +88,10 @@ final class MemoryEstimateTests: XCTestCase {
         XCTAssertEqual(stages[1].activations, one.activations, accuracy: 1e-9 * one.activations,
                        "1F1B: the last stage holds one micro-batch")
         XCTAssertEqual(MemoryEstimate.heldMicroBatches(engine: "1f1b", pp: 4, microBatches: 8, virtualStages: 1, stage: 3), 1)
+        XCTAssertEqual((0 ..< 4).map { MemoryEstimate.heldMicroBatches(engine: "zb", pp: 4, microBatches: 8, virtualStages: 1, stage: $0) },
+                       [5, 4, 3, 2], "zb: 1F1B's and the queued weight-gradient inputs, at most one micro-batch more")
+        XCTAssertEqual(MemoryEstimate.heldMicroBatches(engine: "zb", pp: 4, microBatches: 2, virtualStages: 1, stage: 0), 2,
+                       "never more micro-batches than the step has")
         XCTAssertEqual(MemoryEstimate.heldMicroBatches(engine: "interleaved", pp: 4, microBatches: 8, virtualStages: 2,
                                                        stage: 3), 2.5, "5 chunks of half a stage (lesson-pp measures 5)")
         // 5 layers in 4 chunks (2, 1, 1, 1): stage 0 holds chunks 0 and 2, stage 1 chunks 1 and 3.

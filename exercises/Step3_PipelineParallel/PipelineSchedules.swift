@@ -9,6 +9,7 @@
 //       remaining backwards: a stage holds at most pp − s micro-batches of activations.
 //   Both idle (pp − 1) of every (M + pp − 1) time slots per stage: the bubble.
 //   Interleaved 1F1B (PipelineInterleaved.swift): v chunks of layers per stage, the bubble / v.
+//   zb (PipelineZeroBubble.swift): 1F1B whose weight gradients wait for the bubble.
 //
 // After the last backward: data parallelism synchronises (its synchronizer was told which backward
 // is the last), then the tied-embedding gradients are summed between the first and last stage.
@@ -25,7 +26,8 @@ import Training
 
 /// Which schedule a stage runs.
 public enum PipelineEngine: String, CaseIterable, Sendable {
-    case afab, oneFOneB = "1f1b", interleaved
+    /// zb: 1F1B with the weight gradients put off into the bubble (PipelineZeroBubble.swift).
+    case afab, oneFOneB = "1f1b", interleaved, zeroBubble = "zb"
 }
 
 /// One rank's step: its stage (or, interleaved, its chunks: virtual stages), its links, the data
@@ -86,8 +88,10 @@ public final class PipelineStep {
     }
 
     /// Backward of micro-batch m on chunk k, from `gradient` or, when nil, the link; releases its
-    /// activations and returns ∂L/∂input for the previous stage.
-    func backwardStep(_ m: Int, chunk k: Int = 0, gradient: [Float]? = nil) throws -> [Float]? {
+    /// activations and returns ∂L/∂input for the previous stage. With `deferring`, the weights'
+    /// gradient products are queued there instead of computed (the zero-bubble schedule).
+    func backwardStep(_ m: Int, chunk k: Int = 0, gradient: [Float]? = nil,
+                      deferring queue: DeferredGradients? = nil) throws -> [Float]? {
         guard chunks.indices.contains(k), let a = saved.removeValue(forKey: m * chunks.count + k) else {
             throw PipelineScheduleError("stage \(link.stage): backward \(label("B", m, k)) before its forward, "
                                         + "or twice")
@@ -97,7 +101,7 @@ public final class PipelineStep {
         // A parameter's last backward of the step is micro-batch M − 1 of its chunk: that one synchronises.
         synchronizer?.beforeBackward(microBatch: m, of: micro.count)
         let start = Timeline.now()
-        let dx = stage.backward(a, gradient: g)
+        let dx = Autograd.deferring(into: queue) { stage.backward(a, gradient: g) }
         trace.record(.init(label("B", m, k), start: start, end: Timeline.now(), kind: .compute))
         held -= 1
         return dx
@@ -117,13 +121,14 @@ public final class PipelineStep {
     /// gradients are then the single process's for the whole batch; the caller steps the optimizer.
     public func run(_ microBatches: [MicroBatch], engine: PipelineEngine) throws -> Float? {
         precondition(microBatches.count == stage.microBatches, "the stages divide losses by \(stage.microBatches)")
-        precondition(engine == .interleaved || chunks.count == 1, "AFAB and 1F1B run one chunk per stage")
+        precondition(engine == .interleaved || chunks.count == 1, "AFAB, 1F1B and zb run one chunk per stage")
         (micro, saved, losses, held, peakHeld, peakActivationBytes) = (microBatches, [:], [], 0, 0, 0)
         trace.reset()
         switch engine {
         case .afab: try allForwardAllBackward()
         case .oneFOneB: try oneForwardOneBackward()
         case .interleaved: try interleavedOneForwardOneBackward()
+        case .zeroBubble: try oneForwardOneBackwardDeferringWeights()
         }
         try afterLastBackward()
         return losses.isEmpty ? nil : losses.reduce(0, +) / Float(losses.count)

@@ -31,7 +31,8 @@ extension PicotronConfig {
             .init("pp_size", \.ppSize, "Pipeline stages: each holds a contiguous run of layers."),
             .init("dp_size", \.dpSize, "Data-parallel replicas: each sees different micro-batches."),
             .init("pp_engine", \.ppEngine, "Pipeline schedule: \"1f1b\" (one forward, one backward), \"afab\" "
-                  + "(all forwards, then all backwards) or \"interleaved\" (1F1B over virtual stages)."),
+                  + "(all forwards, then all backwards), \"interleaved\" (1F1B over virtual stages) or \"zb\" (1F1B with the "
+                  + "weight gradients put off into the bubble)."),
             .init("use_cpu", \.useCPU, "picotron's device switch. This implementation always runs on the CPU.",
                   note: { cpu, _ in cpu ? nil : ConfigNote("this implementation always runs on the CPU") }),
             .init("backend", \.backend, "picotron's process-group backend, kept for picotron (which derives it from "
@@ -65,7 +66,7 @@ extension PicotronConfig {
         ]
 
         /// The pipeline schedules `pp_engine` may name.
-        public static let ppEngines = ["1f1b", "afab", "interleaved"]
+        public static let ppEngines = ["1f1b", "afab", "interleaved", "zb"]
         /// What `cp_layout` and `cp_attention` may name.
         public static let cpLayouts = ["zigzag", "contiguous"], cpAttentions = ["ring", "allgather"]
 
