@@ -9,7 +9,8 @@
 # under mpirun). PyTorch eager: scripts/torch_llama_bench.py, one process, 2 threads, measured
 # before and after our grids in each round. picotron: its tokens/s relative to its own single
 # process, measured on this machine kind with huggingface/picotron (torch + gloo, CPU):
-# dp 2 0.95, tp 2 0.535, pp 2 (1f1b) 0.626, cp 2 0.68, dp 2 × tp 2 × pp 2 on 8 processes 0.614,
+# dp 2 0.95, tp 2 0.535, pp 2 (1f1b) 0.626 (afab 0.66, its best schedule: our zb is compared with
+# that), cp 2 0.68, dp 2 × tp 2 × pp 2 on 8 processes 0.614,
 # its single process 0.98 × PyTorch eager; so picotron's tokens/s today ≈ ratio × 0.98 × eager now.
 #
 # Usage: scripts/performance.sh [ROUNDS]   (default 2; needs python3, makes a PyTorch venv once:
@@ -33,9 +34,11 @@ grids='single|--ranks 1|1.0|0
 dp 2|--dp 2|0.95|0
 tp 2|--tp 2|0.535|0
 pp 2 (1f1b)|--pp 2 --pp-engine 1f1b|0.626|0
+pp 2 (zb)|--pp 2 --pp-engine zb|0.66|0
 cp 2|--cp 2|0.68|0
 dp 2 × tp 2|--dp 2 --tp 2||0
 dp 2 × tp 2 × pp 2|--dp 2 --tp 2 --pp 2|0.614|0
+dp 2 × tp 2 × pp 2 (zb)|--dp 2 --tp 2 --pp 2 --pp-engine zb|0.614|0
 dp 2 × tp 2 × pp 2, mpirun|--dp 2 --tp 2 --pp 2|0.614|8'
 eager() { "$venv/bin/python" scripts/torch_llama_bench.py --preset tiny --batch 4 --grad-acc 2 --seq-len 256 --threads 2 \
             | python3 -c 'import json,sys; print(json.load(sys.stdin)["tokens_per_second"])'; }
@@ -48,8 +51,10 @@ for round in $(seq "$rounds"); do
     else line=$(timeout 900 "$bin" "${common[@]}" $flags | grep '^{'); fi
     echo "$name|$ratio|$line" >> "$out/ours"
     echo "  $name: $(python3 -c 'import json,sys; print(round(json.loads(sys.argv[1])["tokens_per_second"]))' "$line") tokens/s" >&2
-  done <<< "$grids"
+  done <<< "$( [ $((round % 2)) = 1 ] && echo "$grids" || echo "$grids" | tac )"   # every other round in reverse: no grid always first
   eager >> "$out/eager"
+  # The step's matrix products alone, OpenBLAS beside PyTorch's BLAS (MKL), in one process.
+  "$venv/bin/python" scripts/matmul_ceiling.py --preset tiny --batch 4 --seq-len 256 --threads 2 >> "$out/gemm"
   # The other preset, single process: PyTorch eager, ours, PyTorch eager.
   for who in eager ours eager; do
     if [ "$who" = eager ]; then
@@ -107,6 +112,13 @@ m = [float(x[2]) for x in smol if x[0] == "ours"]
 print(f"\nsmollm-135m, one process, batch 4 × seq 256: ours {min(o):.0f}–{max(o):.0f} tokens/s "
       f"(MFU {100*min(m):.0f}–{100*max(m):.0f}%), PyTorch eager {min(e):.0f}–{max(e):.0f}: "
       f"{statistics.median(o)/statistics.median(e):.2f}× eager (medians)")
+g = [json.loads(l) for l in open(f"{out}/gemm")]
+ob = statistics.median(x["openblas_ms"] for x in g); mk = statistics.median(x["torch_ms"] for x in g)
+each = ", ".join("%.2f×" % x["torch_over_openblas"] for x in g)
+print(f"\nthe matrix products of a tiny step (forward, input and weight gradients of every linear layer, "
+      f"{g[0]['gflop']} GFLOP per micro-batch), best of 7 each: OpenBLAS {ob:.0f} ms "
+      f"({g[0]['gflop'] / ob * 1e3:.0f} GFLOP/s), PyTorch's BLAS {mk:.0f} ms ({g[0]['gflop'] / mk * 1e3:.0f} GFLOP/s): "
+      f"{ob / mk:.2f}× (medians of {len(g)} rounds; rounds {each})")
 open("docs/performance.svg", "w").write("\n".join(svg) + "\n")
 print("\n(wrote docs/performance.svg)")
 PY

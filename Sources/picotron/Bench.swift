@@ -110,7 +110,7 @@ struct Bench: ParsableCommand {
                 print("{" + fields.joined(separator: ",") + "}")
             } else {
                 print(String(format: "%@: %.0f tokens/s, %.1f GFLOP/s, MFU %.1f%% (%ld params, %.2f s/step); "
-                             + "PyTorch eager reference: %@ tokens/s", name, r.tokensPerSecond, gflops,
+                             + "PyTorch eager on a 2-core AMD EPYC, another day: %@ tokens/s (side by side: scripts/performance.sh)", name, r.tokensPerSecond, gflops,
                              100 * min(1, gflops / peak), r.parameters, r.secondsPerStep,
                              Self.pytorchReference[name] ?? "n/a"))
             }
