@@ -136,6 +136,9 @@ public final class CommunicationErrors: GradientSynchronizer {
     }
 
     public func beforeBackward(microBatch index: Int, of count: Int) { next?.beforeBackward(microBatch: index, of: count) }
+    public func synchronizes(microBatch index: Int, of count: Int) -> Bool {
+        next?.synchronizes(microBatch: index, of: count) ?? (index == count - 1)
+    }
 
     public func finishStep() throws {
         try check()

@@ -7,7 +7,8 @@
 // While a backward runs inside `Autograd.deferring(queue) { … }`, a matrix product whose second
 // operand is a leaf (a layer's weight) queues its dW = op(A)ᵀ · dC instead of computing it. A
 // parameter's gradient-ready hooks fire only once its put-off products have run, and only for the
-// backward that brought its count to zero last, so data parallelism still sees whole gradients.
+// backward that brought its count to zero last, so data parallelism still sees whole gradients
+// (the schedule runs the queue after each backward that synchronises).
 
 /// Put-off weight-gradient products, oldest first.
 public final class DeferredGradients {
@@ -42,8 +43,9 @@ public final class DeferredGradients {
         outstanding[ObjectIdentifier(tensor), default: 0] += 1
     }
 
-    /// A new backward begins: marks left by earlier backwards are stale (their hooks were for a
-    /// backward that did not synchronise; the newest backward to finish a leaf decides).
+    /// A new backward begins: hooks still held back for an earlier backward are dropped. So a
+    /// backward whose hooks matter (data parallelism synchronises it) must be followed by
+    /// `runAll()` before the next one starts; the zero-bubble schedule does that.
     func backwardStarts() { fireWhenDone.removeAll() }
 
     /// Called when `tensor`'s backward count reached zero: true if it has products waiting (its

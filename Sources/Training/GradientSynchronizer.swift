@@ -13,4 +13,11 @@ public protocol GradientSynchronizer: AnyObject {
     /// Called after the last micro-batch's backward pass. On return every parameter's gradient
     /// is the average over the data-parallel group.
     func finishStep() throws
+    /// Whether the backward of micro-batch `index` of `count` synchronises (by default only the
+    /// last): a schedule that puts weight gradients off must complete those before the next one.
+    func synchronizes(microBatch index: Int, of count: Int) -> Bool
+}
+
+extension GradientSynchronizer {
+    public func synchronizes(microBatch index: Int, of count: Int) -> Bool { index == count - 1 }
 }

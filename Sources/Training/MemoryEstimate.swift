@@ -115,7 +115,7 @@ public struct MemoryEstimate: Sendable, Equatable {
     /// pipeline 1 (accumulation frees each graph after its backward); AFAB all M; 1F1B min(M, pp − s);
     /// interleaved 2(pp − 1 − s) + (v − 1)·pp + 1 chunks of 1/v of a stage each; zb 1F1B's plus
     /// one (its queued weight-gradient products keep their inputs: under a micro-batch's worth on
-    /// the first stages, up to two on the last).
+    /// the first stages, up to two on the last; under tp nothing is put off and this is one too many).
     public static func heldMicroBatches(engine: String, pp: Int, microBatches m: Int, virtualStages v: Int,
                                         stage s: Int = 0) -> Double {
         guard pp > 1 else { return 1 }

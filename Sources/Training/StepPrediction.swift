@@ -66,8 +66,9 @@ public struct StepPrediction: Sendable {
         let ranksHere = Double(max(1, ranksHere)), cores = Double(max(1, cores))
         compute = perRank[busiest] / (peakGFLOPS * 1e9 / ranksHere)                // each rank its share of the machine
         // A stage in its bubble idles; its cores go to the other stages' ranks when they are enough to fill them.
-        // zb fills about two thirds of 1F1B's bubble with weight gradients (its W is a third of the work).
-        let idle = Double(pp - 1) / (d.ppEngine == "zb" ? 3 : 1)
+        // zb fills part of 1F1B's bubble with weight gradients (W is a third of the work, but nothing
+        // fills the start): a third less, as measured on tiny pp 2. Tensor-parallel layers keep theirs.
+        let idle = Double(pp - 1) * (d.ppEngine == "zb" && d.tpSize == 1 ? 2.0 / 3 : 1)
         let stretch = pp > 1 ? (a * v + idle) / (a * v) : 1
         bubble = ranksHere / Double(pp) >= cores ? 0 : compute * (stretch - 1)
         let layers = Double(MemoryEstimate.layers(c.numHiddenLayers, pp: pp, virtualStages: Int(v), stage: busiest))

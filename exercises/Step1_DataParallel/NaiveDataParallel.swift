@@ -52,7 +52,11 @@ public final class NaiveDataParallel: GradientSynchronizer {
     public func detach() { for (_, p) in parameters { p.removeGradReadyHooks() } }
 
     public func beforeBackward(microBatch index: Int, of count: Int) {
-        syncThisBackward = syncEveryMicroBatch || shouldSynchronize(microBatch: index, of: count)
+        syncThisBackward = synchronizes(microBatch: index, of: count)
+    }
+
+    public func synchronizes(microBatch index: Int, of count: Int) -> Bool {
+        syncEveryMicroBatch || shouldSynchronize(microBatch: index, of: count)
     }
 
     /// Everything was reduced inside backward; report a communication error if one happened.

@@ -13,7 +13,8 @@
 //
 // The same order as 1F1B, so the same activations held, plus the queued W's inputs: at most
 // pp − s + 1 micro-batches' worth before a forward runs them. The gradients are the same sums;
-// data parallelism's hooks fire when a weight's last queued product has run.
+// data parallelism's hooks fire when a weight's last queued product has run. Only products on
+// Tensor.matmul are put off: tensor-parallel layers compute theirs in their own backward.
 // ### References
 // Qi et al., Zero Bubble Pipeline Parallelism, https://arxiv.org/abs/2401.10241
 
@@ -34,10 +35,14 @@ extension PipelineStep {
             trace.record(.init("W \(why)", start: start, end: Timeline.now(), kind: .compute))
             queuedMicroBatches = 0
         }
-        /// Backward of m: B now, W queued; returns B for the previous stage.
+        /// Backward of m: B now, W queued; returns B for the previous stage. A backward that data
+        /// parallelism synchronises runs its W at once: its all-reduce needs whole gradients before
+        /// the next backward begins (by default only the last one synchronises).
         func backward(_ m: Int, gradient g: [Float]?) throws -> [Float]? {
-            defer { queuedMicroBatches += 1 }
-            return try backwardStep(m, gradient: g, deferring: queue)
+            let dx = try backwardStep(m, gradient: g, deferring: queue)
+            queuedMicroBatches += 1
+            if synchronizer?.synchronizes(microBatch: m, of: count) == true { runWeights("to synchronise") }
+            return dx
         }
         /// The next stage's gradient, after the queued W: the wait it would have been.
         func gradient() throws -> [Float]? {

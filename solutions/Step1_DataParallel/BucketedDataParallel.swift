@@ -85,6 +85,10 @@ public final class BucketedDataParallel: GradientSynchronizer {
         }
     }
 
+    public func synchronizes(microBatch index: Int, of count: Int) -> Bool {
+        shouldSynchronize(microBatch: index, of: count)
+    }
+
     /// Waits for every bucket's reduction and writes the averages into the gradients.
     public func finishStep() throws {
         let backwardEnd = Timeline.now()
