@@ -57,7 +57,7 @@ for np in 2 4 8; do
   for tp in 1 2; do for cp in 1 2 4 8; do for pp in 1 2 4; do
     [ $((np % (tp * cp * pp))) -eq 0 ] || continue
     dp=$((np / (tp * cp * pp)))
-    engines=(1f1b); [ "$pp" -gt 1 ] && engines=(afab 1f1b) && [ $((pp * 2)) -le 4 ] && engines+=(interleaved)
+    engines=(1f1b); [ "$pp" -gt 1 ] && engines=(afab 1f1b zb) && [ $((pp * 2)) -le 4 ] && engines+=(interleaved)
     layouts=(zigzag); [ "$cp" -gt 1 ] && layouts=(zigzag contiguous)
     for engine in "${engines[@]}"; do for layout in "${layouts[@]}"; do
       run "$np" "$dp" "$pp" "$cp" "$tp" "$engine" "$layout"
