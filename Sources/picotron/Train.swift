@@ -128,7 +128,11 @@ struct Train: ParsableCommand {
         let d = cfg.distributed, a = cfg.training.gradientAccumulationSteps
         guard d.ppSize > 1, d.ppEngine == PipelineEngine.interleaved.rawValue else { return }
         let (pp, v) = (d.ppSize, d.ppVirtualStages)
-        guard v >= 1, pp * v <= layers else {
+        guard v >= 1 else {
+            throw RunError("distributed.pp_virtual_stages is \(v), but each stage holds at least one chunk of layers; "
+                           + "use 1 to \(max(1, layers / pp)) (2 is the usual choice)")
+        }
+        guard pp * v <= layers else {
             throw RunError("distributed.pp_virtual_stages \(v) × pp_size \(pp) = \(pp * v) chunks, but the model has "
                            + "\(layers) layers: every chunk needs one; use pp_virtual_stages \(max(1, layers / pp)) or less")
         }

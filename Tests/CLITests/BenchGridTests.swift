@@ -32,7 +32,9 @@ final class BenchGridTests: XCTestCase {
                              (["--tp", "3"], "choose tp_size among 1, 2, 4, 8"),
                              (["--dp", "2", "--profile"], "--profile times the ops of one process"),
                              (["--pp", "2", "--pp-engine", "interleaved", "--virtual-stages", "5"],
-                              "use pp_virtual_stages 4 or less")] {
+                              "use pp_virtual_stages 4 or less"),
+                             (["--pp", "2", "--pp-engine", "interleaved", "--virtual-stages", "0"],
+                              "each stage holds at least one chunk of layers; use 1 to 4")] {
             let r = try Picotron.run(["bench", "--preset", "tiny", "--steps", "1"] + args)
             XCTAssertNotEqual(r.status, 0, r.output)
             XCTAssertFalse(r.crashed, r.output)
